@@ -1,0 +1,179 @@
+"""Pure conversions between Ops/responses and the generated protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from etcd_layers.base._proto import kv_pb2, rpc_pb2
+from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
+from etcd_layers.base.responses import (
+    CompactResponse,
+    DeleteResponse,
+    Event,
+    EventType,
+    GetResponse,
+    KeyValue,
+    PutResponse,
+    Response,
+    ResponseHeader,
+    TxnResponse,
+)
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def range_request(op: GetOp) -> rpc_pb2.RangeRequest:
+    """Return the RangeRequest for a get."""
+    return rpc_pb2.RangeRequest(
+        key=op.key,
+        range_end=op.range_end,
+        limit=op.limit,
+        revision=op.revision,
+        sort_order=op.sort_order,  # type: ignore[arg-type]  # IntEnum values are the wire values
+        sort_target=op.sort_target,  # type: ignore[arg-type]  # likewise
+        serializable=op.serializable,
+        keys_only=op.keys_only,
+        count_only=op.count_only,
+        min_mod_revision=op.min_mod_revision,
+        max_mod_revision=op.max_mod_revision,
+        min_create_revision=op.min_create_revision,
+        max_create_revision=op.max_create_revision,
+    )
+
+
+def put_request(op: PutOp) -> rpc_pb2.PutRequest:
+    """Return the PutRequest for a put."""
+    return rpc_pb2.PutRequest(
+        key=op.key,
+        value=op.value,
+        lease=op.lease,
+        prev_kv=op.prev_kv,
+        ignore_value=op.ignore_value,
+        ignore_lease=op.ignore_lease,
+    )
+
+
+def delete_request(op: DeleteOp) -> rpc_pb2.DeleteRangeRequest:
+    """Return the DeleteRangeRequest for a delete."""
+    return rpc_pb2.DeleteRangeRequest(key=op.key, range_end=op.range_end, prev_kv=op.prev_kv)
+
+
+def compare_message(compare: Compare) -> rpc_pb2.Compare:
+    """Return the protobuf Compare for a Compare."""
+    message = rpc_pb2.Compare(
+        result=compare.result,  # type: ignore[arg-type]  # IntEnum values are the wire values
+        target=compare.target,  # type: ignore[arg-type]  # likewise
+        key=compare.key,
+        range_end=compare.range_end,
+    )
+    setattr(message, _TARGET_FIELDS[compare.target], compare.target_value)
+    return message
+
+
+_TARGET_FIELDS: Final = ("version", "create_revision", "mod_revision", "value", "lease")
+
+
+def txn_request(op: TxnOp) -> rpc_pb2.TxnRequest:
+    """Return the TxnRequest for a txn (nested txns included)."""
+    return rpc_pb2.TxnRequest(
+        compare=[compare_message(c) for c in op.compare],
+        success=[request_op(o) for o in op.success],
+        failure=[request_op(o) for o in op.failure],
+    )
+
+
+def request_op(op: Op) -> rpc_pb2.RequestOp:
+    """Return the RequestOp that carries `op` inside a txn."""
+    if isinstance(op, GetOp):
+        return rpc_pb2.RequestOp(request_range=range_request(op))
+    if isinstance(op, PutOp):
+        return rpc_pb2.RequestOp(request_put=put_request(op))
+    if isinstance(op, DeleteOp):
+        return rpc_pb2.RequestOp(request_delete_range=delete_request(op))
+    if isinstance(op, TxnOp):
+        return rpc_pb2.RequestOp(request_txn=txn_request(op))
+    raise TypeError(f"not an Op: {type(op).__name__}")
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+def header(message: rpc_pb2.ResponseHeader) -> ResponseHeader:
+    """Return a ResponseHeader."""
+    return ResponseHeader(
+        message.cluster_id, message.member_id, message.revision, message.raft_term
+    )
+
+
+def key_value(message: kv_pb2.KeyValue) -> KeyValue:
+    """Return a KeyValue."""
+    return KeyValue(
+        message.key,
+        message.value,
+        message.create_revision,
+        message.mod_revision,
+        message.version,
+        message.lease,
+    )
+
+
+def key_values(messages: Iterable[kv_pb2.KeyValue]) -> list[KeyValue]:
+    """Return KeyValues for a repeated field, in order."""
+    return [
+        KeyValue(m.key, m.value, m.create_revision, m.mod_revision, m.version, m.lease)
+        for m in messages
+    ]
+
+
+def get_response(message: rpc_pb2.RangeResponse) -> GetResponse:
+    """Return a GetResponse."""
+    return GetResponse(header(message.header), key_values(message.kvs), message.count, message.more)
+
+
+def put_response(message: rpc_pb2.PutResponse) -> PutResponse:
+    """Return a PutResponse (prev_kv None unless the server sent one)."""
+    prev = key_value(message.prev_kv) if message.HasField("prev_kv") else None
+    return PutResponse(header(message.header), prev)
+
+
+def delete_response(message: rpc_pb2.DeleteRangeResponse) -> DeleteResponse:
+    """Return a DeleteResponse."""
+    return DeleteResponse(header(message.header), message.deleted, key_values(message.prev_kvs))
+
+
+def txn_response(message: rpc_pb2.TxnResponse, outer: ResponseHeader | None = None) -> TxnResponse:
+    """Return a TxnResponse with one typed response per op that ran.
+
+    etcd leaves the headers of a txn's inner responses mostly empty; every inner response
+    (nested txns included) gets the outermost txn's header, so layers can rely on it.
+    """
+    top = outer if outer is not None else header(message.header)
+    return TxnResponse(top, message.succeeded, [_inner_response(r, top) for r in message.responses])
+
+
+def _inner_response(message: rpc_pb2.ResponseOp, top: ResponseHeader) -> Response:
+    kind = message.WhichOneof("response")
+    if kind == "response_range":
+        inner = message.response_range
+        return GetResponse(top, key_values(inner.kvs), inner.count, inner.more)
+    if kind == "response_put":
+        put = message.response_put
+        return PutResponse(top, key_value(put.prev_kv) if put.HasField("prev_kv") else None)
+    if kind == "response_delete_range":
+        deleted = message.response_delete_range
+        return DeleteResponse(top, deleted.deleted, key_values(deleted.prev_kvs))
+    if kind == "response_txn":
+        return txn_response(message.response_txn, top)
+    raise ValueError(f"unknown txn response kind {kind!r}")
+
+
+def compact_response(message: rpc_pb2.CompactionResponse) -> CompactResponse:
+    """Return a CompactResponse."""
+    return CompactResponse(header(message.header))
+
+
+def event(message: kv_pb2.Event) -> Event:
+    """Return an Event (prev_kv None unless the server sent one)."""
+    prev = key_value(message.prev_kv) if message.HasField("prev_kv") else None
+    return Event(EventType(message.type), key_value(message.kv), prev)

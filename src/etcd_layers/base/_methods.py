@@ -1,0 +1,60 @@
+"""The gRPC methods the client calls: wire paths and how their messages are (de)serialized."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from etcd_layers.base._proto import rpc_pb2
+
+ResponseT = TypeVar("ResponseT")
+
+
+@dataclass(frozen=True, slots=True)
+class Method(Generic[ResponseT]):
+    """One unary gRPC method: its wire path and its response type's parser."""
+
+    path: str
+    parse: Callable[[bytes], ResponseT]
+
+
+def _method(service: str, name: str, response: Any) -> Method[Any]:
+    # The wire path names etcd's real package: our own message names are private.
+    return Method(f"/etcdserverpb.{service}/{name}", response.FromString)
+
+
+RANGE: Final[Method[rpc_pb2.RangeResponse]] = _method("KV", "Range", rpc_pb2.RangeResponse)
+PUT: Final[Method[rpc_pb2.PutResponse]] = _method("KV", "Put", rpc_pb2.PutResponse)
+DELETE_RANGE: Final[Method[rpc_pb2.DeleteRangeResponse]] = _method(
+    "KV", "DeleteRange", rpc_pb2.DeleteRangeResponse
+)
+TXN: Final[Method[rpc_pb2.TxnResponse]] = _method("KV", "Txn", rpc_pb2.TxnResponse)
+COMPACT: Final[Method[rpc_pb2.CompactionResponse]] = _method(
+    "KV", "Compact", rpc_pb2.CompactionResponse
+)
+LEASE_GRANT: Final[Method[rpc_pb2.LeaseGrantResponse]] = _method(
+    "Lease", "LeaseGrant", rpc_pb2.LeaseGrantResponse
+)
+LEASE_REVOKE: Final[Method[rpc_pb2.LeaseRevokeResponse]] = _method(
+    "Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeResponse
+)
+LEASE_TIME_TO_LIVE: Final[Method[rpc_pb2.LeaseTimeToLiveResponse]] = _method(
+    "Lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveResponse
+)
+LEASE_LEASES: Final[Method[rpc_pb2.LeaseLeasesResponse]] = _method(
+    "Lease", "LeaseLeases", rpc_pb2.LeaseLeasesResponse
+)
+AUTHENTICATE: Final[Method[rpc_pb2.AuthenticateResponse]] = _method(
+    "Auth", "Authenticate", rpc_pb2.AuthenticateResponse
+)
+
+# Streams (paths only: their threads open them).
+WATCH_PATH: Final = "/etcdserverpb.Watch/Watch"
+LEASE_KEEP_ALIVE_PATH: Final = "/etcdserverpb.Lease/LeaseKeepAlive"
+SNAPSHOT_PATH: Final = "/etcdserverpb.Maintenance/Snapshot"
+
+
+def method(service: str, name: str, response: Any) -> Method[Any]:
+    """Return the Method for etcd's `service`/`name` answering with `response` messages."""
+    return _method(service, name, response)

@@ -1,0 +1,444 @@
+"""Client: the etcd v3 client, the only caller of gRPC stubs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Final, overload
+
+from etcd_layers.base import _convert, _methods
+from etcd_layers.base._admin import AdminMixin
+from etcd_layers.base._connection import Connection, TLSConfig, parse_endpoint
+from etcd_layers.base._keepalive import KeepAliveMixin
+from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base._watch import WatchMixin
+from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.ops import (
+    Compare,
+    DeleteOp,
+    GetOp,
+    Op,
+    PutOp,
+    SortOrder,
+    SortTarget,
+    TxnOp,
+    check_bool,
+    check_int,
+    check_timeout,
+)
+from etcd_layers.base.responses import (
+    CompactResponse,
+    DeleteResponse,
+    GetResponse,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeResponse,
+    LeaseStatus,
+    LeaseTimeToLiveResponse,
+    PutResponse,
+    Response,
+    TxnResponse,
+)
+from etcd_layers.errors import LeaseNotFoundError
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+DEFAULT_MAX_SEND: Final = 2 * 1024 * 1024
+DEFAULT_MAX_RECV: Final = 2**31 - 1
+
+
+def _read_file(path: object, name: str) -> bytes | None:
+    if path is None:
+        return None
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"{name} must be a path (str or Path), not {type(path).__name__}")
+    return Path(path).read_bytes()
+
+
+def _positive_number(value: object, name: str, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def _check_id(value: object, name: str = "lease_id") -> int:
+    return check_int(value, name)
+
+
+class Client(WatchMixin, KeepAliveMixin, AdminMixin):
+    """A connection to an etcd v3 cluster; speaks the KV, Watcher and Lease Protocols.
+
+    Safe to share between threads. `Client(...)` connects eagerly (and logs in when given a
+    user name): it raises UnavailableError if no endpoint answers within `dial_timeout`.
+
+    Args:
+        endpoints: `host:port` of one or more members (an http:// or https:// scheme is
+            accepted and stripped).
+        dial_timeout: seconds to wait for a first connection.
+        timeout: the default deadline of every call, in seconds (None: no deadline).
+        username: log in as this user.
+        password: the user's password.
+        ca_cert: path of the CA bundle that signed the servers' certificates (TLS).
+        cert: path of this client's certificate (TLS client authentication).
+        key: path of this client's private key.
+        server_name: the name to verify in the servers' certificates.
+        max_call_send_msg_size: the largest request, in bytes; larger ones are refused
+            before any I/O with RequestTooLargeError.
+        max_call_recv_msg_size: the largest response, in bytes.
+        require_leader: fail calls on a member without a leader (NoLeaderError) instead of
+            waiting for an election.
+        auto_sync_interval: refresh the endpoints from the member list every this many
+            seconds (None: never).
+        keepalive_time: seconds between HTTP/2 keep-alive pings (None: gRPC's default).
+        keepalive_timeout: seconds to wait for a ping's answer before the connection is
+            considered dead.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str = ("127.0.0.1:2379",),
+        dial_timeout: float = 5.0,
+        timeout: float | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_cert: str | Path | None = None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        server_name: str | None = None,
+        max_call_send_msg_size: int = DEFAULT_MAX_SEND,
+        max_call_recv_msg_size: int = DEFAULT_MAX_RECV,
+        require_leader: bool = False,
+        auto_sync_interval: float | None = None,
+        keepalive_time: float | None = None,
+        keepalive_timeout: float | None = None,
+    ) -> None:
+        addresses, secure = self._parse_endpoints(endpoints)
+        dial = _positive_number(dial_timeout, "dial_timeout", optional=False)
+        assert dial is not None  # not optional
+        default_timeout = _positive_number(timeout, "timeout", optional=True)
+        for name, value in (("username", username), ("password", password)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be str, not {type(value).__name__}")
+        if (username is None) != (password is None):
+            raise ValueError("username and password must be given together")
+        if server_name is not None and not isinstance(server_name, str):
+            raise TypeError(f"server_name must be str, not {type(server_name).__name__}")
+        send = check_int(max_call_send_msg_size, "max_call_send_msg_size")
+        recv = check_int(max_call_recv_msg_size, "max_call_recv_msg_size")
+        check_bool(require_leader, "require_leader")
+        sync_interval = _positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
+        ping = _positive_number(keepalive_time, "keepalive_time", optional=True)
+        ping_timeout = _positive_number(keepalive_timeout, "keepalive_timeout", optional=True)
+        tls: TLSConfig | None = None
+        if secure or any(v is not None for v in (ca_cert, cert, key)):
+            tls = TLSConfig(
+                ca_cert=_read_file(ca_cert, "ca_cert"),
+                cert=_read_file(cert, "cert"),
+                key=_read_file(key, "key"),
+                server_name=server_name,
+            )
+        options: list[tuple[str, object]] = [
+            ("grpc.max_send_message_length", send),
+            ("grpc.max_receive_message_length", recv if recv <= 2**31 - 1 else -1),
+            ("grpc.enable_retries", 0),  # the retry rule is ours: see _connection
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        if ping is not None:
+            options.append(("grpc.keepalive_time_ms", int(ping * 1000)))
+            options.append(("grpc.keepalive_permit_without_calls", 1))
+            options.append(("grpc.http2.max_pings_without_data", 0))
+        if ping_timeout is not None:
+            options.append(("grpc.keepalive_timeout_ms", int(ping_timeout * 1000)))
+        self._conn = Connection(
+            addresses,
+            tls=tls,
+            options=options,
+            username=username,
+            password=password,
+            require_leader=require_leader,
+            default_timeout=default_timeout,
+            dial_timeout=dial,
+            max_send_size=send,
+        )
+        try:
+            self._conn.wait_connected(dial)
+            self._conn.authenticate(self._conn.deadline(dial))
+        except BaseException:
+            self._conn.close()
+            raise
+        self._init_streams()
+        self._sync_stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+        if sync_interval is not None:
+            self._start_auto_sync(sync_interval)
+
+    @staticmethod
+    def _parse_endpoints(endpoints: object) -> tuple[list[str], bool]:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        if isinstance(endpoints, bytes) or not isinstance(endpoints, Iterable):
+            raise TypeError(f"endpoints must be a list of str, not {type(endpoints).__name__}")
+        parsed = [parse_endpoint(endpoint) for endpoint in endpoints]
+        if not parsed:
+            raise ValueError("endpoints must not be empty")
+        return [address for address, _ in parsed], any(secure for _, secure in parsed)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints as `host:port`, in the order given."""
+        return self._conn.addresses
+
+    def set_endpoints(self, *endpoints: str) -> None:
+        """Use these endpoints from the next request on; running streams move to them.
+
+        Raises:
+            ValueError: no endpoint, or one that is not `host:port`.
+        """
+        addresses, _ = self._parse_endpoints(list(endpoints))
+        self._conn.check_open()
+        self._conn.set_endpoints(addresses)
+
+    def close(self) -> None:
+        """End every watch and keep-alive and close the connections (idempotent)."""
+        self._sync_stop.set()
+        self._conn.close()
+        thread = self._sync_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- KV ------------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: StrOrBytes,
+        value: StrOrBytes,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+        timeout: float | None = None,
+    ) -> PutResponse:
+        """Set `key` to `value` (see KV.put)."""
+        op = Op.put(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        return self._put(op, check_timeout(timeout))
+
+    def get(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: SortOrder | None = None,
+        sort_target: SortTarget | None = None,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+        timeout: float | None = None,
+    ) -> GetResponse:
+        """Read a key or a range (see KV.get)."""
+        op = Op.get(
+            key,
+            range_end=range_end,
+            prefix=prefix,
+            from_key=from_key,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        )
+        return self._get(op, check_timeout(timeout))
+
+    def delete(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        prev_kv: bool = False,
+        timeout: float | None = None,
+    ) -> DeleteResponse:
+        """Delete a key or a range (see KV.delete)."""
+        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        return self._delete(op, check_timeout(timeout))
+
+    def txn(
+        self,
+        compare: Iterable[Compare] = (),
+        success: Iterable[Op] = (),
+        failure: Iterable[Op] = (),
+        *,
+        timeout: float | None = None,
+    ) -> TxnResponse:
+        """Run a transaction (see KV.txn)."""
+        return self._txn(Op.txn(compare, success, failure), check_timeout(timeout))
+
+    @overload
+    def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
+    @overload
+    def do(self, op: PutOp, *, timeout: float | None = None) -> PutResponse: ...
+    @overload
+    def do(self, op: DeleteOp, *, timeout: float | None = None) -> DeleteResponse: ...
+    @overload
+    def do(self, op: TxnOp, *, timeout: float | None = None) -> TxnResponse: ...
+    @overload
+    def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
+    def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        """Run one Op (see KV.do)."""
+        timeout = check_timeout(timeout)
+        if isinstance(op, GetOp):
+            return self._get(op, timeout)
+        if isinstance(op, PutOp):
+            return self._put(op, timeout)
+        if isinstance(op, DeleteOp):
+            return self._delete(op, timeout)
+        if isinstance(op, TxnOp):
+            return self._txn(op, timeout)
+        raise TypeError(f"op must be an Op built by Op.get/put/delete/txn, not {type(op).__name__}")
+
+    def _get(self, op: GetOp, timeout: float | None) -> GetResponse:
+        message = self._conn.call(
+            _methods.RANGE, _convert.range_request(op), timeout, idempotent=True
+        )
+        return _convert.get_response(message)
+
+    def _put(self, op: PutOp, timeout: float | None) -> PutResponse:
+        message = self._conn.call(_methods.PUT, _convert.put_request(op), timeout, idempotent=False)
+        return _convert.put_response(message)
+
+    def _delete(self, op: DeleteOp, timeout: float | None) -> DeleteResponse:
+        message = self._conn.call(
+            _methods.DELETE_RANGE, _convert.delete_request(op), timeout, idempotent=False
+        )
+        return _convert.delete_response(message)
+
+    def _txn(self, op: TxnOp, timeout: float | None) -> TxnResponse:
+        message = self._conn.call(
+            _methods.TXN, _convert.txn_request(op), timeout, idempotent=not op.is_write
+        )
+        return _convert.txn_response(message)
+
+    def compact(
+        self, revision: int, *, physical: bool = False, timeout: float | None = None
+    ) -> CompactResponse:
+        """Discard history before `revision` (see KV.compact)."""
+        request = rpc_pb2.CompactionRequest(
+            revision=check_int(revision, "revision"), physical=check_bool(physical, "physical")
+        )
+        message = self._conn.call(
+            _methods.COMPACT, request, check_timeout(timeout), idempotent=False
+        )
+        return _convert.compact_response(message)
+
+    # --- Lease (unary) -------------------------------------------------------------------
+
+    def grant(
+        self, ttl: int, *, lease_id: int = 0, timeout: float | None = None
+    ) -> LeaseGrantResponse:
+        """Create a lease (see Lease.grant)."""
+        request = rpc_pb2.LeaseGrantRequest(TTL=check_int(ttl, "ttl"), ID=_check_id(lease_id))
+        message = self._conn.call(
+            _methods.LEASE_GRANT, request, check_timeout(timeout), idempotent=False
+        )
+        return LeaseGrantResponse(
+            _convert.header(message.header), message.ID, message.TTL, message.error
+        )
+
+    def revoke(self, lease_id: int, *, timeout: float | None = None) -> LeaseRevokeResponse:
+        """Revoke a lease (see Lease.revoke)."""
+        request = rpc_pb2.LeaseRevokeRequest(ID=_check_id(lease_id))
+        message = self._conn.call(
+            _methods.LEASE_REVOKE, request, check_timeout(timeout), idempotent=False
+        )
+        return LeaseRevokeResponse(_convert.header(message.header))
+
+    def time_to_live(
+        self, lease_id: int, *, keys: bool = False, timeout: float | None = None
+    ) -> LeaseTimeToLiveResponse:
+        """Return a lease's TTL (see Lease.time_to_live)."""
+        request = rpc_pb2.LeaseTimeToLiveRequest(
+            ID=_check_id(lease_id), keys=check_bool(keys, "keys")
+        )
+        message = self._conn.call(
+            _methods.LEASE_TIME_TO_LIVE, request, check_timeout(timeout), idempotent=True
+        )
+        return LeaseTimeToLiveResponse(
+            _convert.header(message.header),
+            message.ID,
+            message.TTL,
+            message.grantedTTL,
+            list(message.keys),
+        )
+
+    def leases(self, *, timeout: float | None = None) -> LeaseLeasesResponse:
+        """List every lease (see Lease.leases)."""
+        message = self._conn.call(
+            _methods.LEASE_LEASES,
+            rpc_pb2.LeaseLeasesRequest(),
+            check_timeout(timeout),
+            idempotent=True,
+        )
+        return LeaseLeasesResponse(
+            _convert.header(message.header), [LeaseStatus(lease.ID) for lease in message.leases]
+        )
+
+    def keep_alive_once(
+        self, lease_id: int, *, timeout: float | None = None
+    ) -> LeaseKeepAliveResponse:
+        """Renew a lease once (see Lease.keep_alive_once).
+
+        Raises:
+            LeaseNotFoundError: the lease does not exist (etcd answers with TTL <= 0).
+        """
+        lease_id = _check_id(lease_id)
+        response = self._keep_alive_request(lease_id, check_timeout(timeout))
+        if response.ttl <= 0:
+            raise LeaseNotFoundError(f"lease {lease_id:x} not found")
+        return response

@@ -1,0 +1,37 @@
+"""Key normalisation and the byte arithmetic of etcd key ranges."""
+
+from __future__ import annotations
+
+from typing import Final, TypeAlias
+
+StrOrBytes: TypeAlias = str | bytes
+
+KEYSPACE_END: Final = b"\x00"  # etcd's range_end for "up to the end of the keyspace"
+
+
+def to_bytes(value: object, *, name: str) -> bytes:
+    """Return `value` as bytes (a str is UTF-8 encoded).
+
+    Raises:
+        TypeError: `value` is neither str nor bytes; the message names the argument.
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{name} must be str or bytes, not {type(value).__name__}")
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """Return the smallest key above every key that starts with `prefix`.
+
+    A prefix made only of ``0xff`` bytes (or the empty prefix) has no such key, so the
+    range runs to the end of the keyspace (`KEYSPACE_END`).
+    """
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:  # b"\xff\xff": no key is above it
+        return KEYSPACE_END
+    # clientv3 carries into b"b\x00" for b"a\xff", which admits key b"b"; we truncate instead.
+    return stripped[:-1] + bytes([stripped[-1] + 1])
