@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from etcd_layers.base._lazy import LazyKeyValues
 from etcd_layers.base._proto import kv_pb2, rpc_pb2
 from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
@@ -127,8 +128,13 @@ def key_values(messages: Iterable[kv_pb2.KeyValue]) -> list[KeyValue]:
 
 
 def get_response(message: rpc_pb2.RangeResponse) -> GetResponse:
-    """Return a GetResponse."""
-    return GetResponse(header(message.header), key_values(message.kvs), message.count, message.more)
+    """Return a GetResponse whose kvs are converted on first use (see _lazy)."""
+    return GetResponse(
+        header(message.header),
+        LazyKeyValues(message.kvs, key_values),
+        message.count,
+        message.more,
+    )
 
 
 def put_response(message: rpc_pb2.PutResponse) -> PutResponse:
@@ -156,7 +162,7 @@ def _inner_response(message: rpc_pb2.ResponseOp, top: ResponseHeader) -> Respons
     kind = message.WhichOneof("response")
     if kind == "response_range":
         inner = message.response_range
-        return GetResponse(top, key_values(inner.kvs), inner.count, inner.more)
+        return GetResponse(top, LazyKeyValues(inner.kvs, key_values), inner.count, inner.more)
     if kind == "response_put":
         put = message.response_put
         return PutResponse(top, key_value(put.prev_kv) if put.HasField("prev_kv") else None)

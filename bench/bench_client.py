@@ -1,0 +1,162 @@
+"""Benchmark: Client.get/put against the floor of the same gRPC channel with no conversion.
+
+Run: .venv/bin/python bench/bench_client.py [--rounds N] [--calls N]
+
+Starts its own etcd (etcd_layers.testing). Measures, in one run and interleaved round by
+round, the Client and two floors on the same channel with a pre-serialized request:
+"raw" (response bytes not parsed at all) and "parsed" (protobuf parsing only, no conversion
+into etcd_layers' response objects). Prints median latencies and ratios, and the
+throughput of 16 threads sharing one client against 16 threads on the raw channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+
+from etcd_layers import Client
+from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.testing import EtcdCluster
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _time_calls(call: Callable[[], object], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _interleaved(
+    contenders: dict[str, Callable[[], object]], rounds: int, calls: int
+) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for name, call in contenders.items():  # warm up every path once
+        _time_calls(call, max(10, calls // 10))
+    for round_ in range(rounds):
+        order = list(contenders.items())
+        if round_ % 2:
+            order.reverse()
+        for name, call in order:
+            samples[name].extend(_time_calls(call, calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _throughput(call: Callable[[], object], threads: int, seconds: float) -> float:
+    stop = time.monotonic() + seconds
+    counts = [0] * threads
+
+    def work(index: int) -> None:
+        while time.monotonic() < stop:
+            call()
+            counts[index] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--threads-seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    with EtcdCluster(1) as cluster, Client(cluster.endpoints) as cli:
+        channel = grpc.insecure_channel(cluster.endpoints[0])
+        raw_range = channel.unary_unary(
+            "/etcdserverpb.KV/Range", request_serializer=_identity, response_deserializer=_identity
+        )
+        parsed_range = channel.unary_unary(
+            "/etcdserverpb.KV/Range",
+            request_serializer=_identity,
+            response_deserializer=rpc_pb2.RangeResponse.FromString,
+        )
+        raw_put = channel.unary_unary(
+            "/etcdserverpb.KV/Put", request_serializer=_identity, response_deserializer=_identity
+        )
+        cli.put("bench/one", b"x" * 100)
+        for i in range(1000):
+            cli.put(b"bench/many/%04d" % i, b"v" * 100)
+        one = rpc_pb2.RangeRequest(key=b"bench/one").SerializeToString()
+        many = rpc_pb2.RangeRequest(
+            key=b"bench/many/", range_end=b"bench/many0"
+        ).SerializeToString()
+        put = rpc_pb2.PutRequest(key=b"bench/put", value=b"x" * 100).SerializeToString()
+
+        medians = _interleaved(
+            {
+                "get client": lambda: cli.get("bench/one"),
+                "get floor raw": lambda: raw_range(one),
+                "get floor parsed": lambda: parsed_range(one),
+                "put client": lambda: cli.put("bench/put", b"x" * 100),
+                "put floor raw": lambda: raw_put(put),
+            },
+            args.rounds,
+            args.calls,
+        )
+        prefix = _interleaved(
+            {
+                "1000-key get client": lambda: cli.get("bench/many/", prefix=True),
+                "1000-key get floor raw": lambda: raw_range(many),
+                "1000-key get floor parsed": lambda: parsed_range(many),
+            },
+            args.rounds,
+            max(10, args.calls // 10),
+        )
+        medians.update(prefix)
+        client_tput = _throughput(lambda: cli.get("bench/one"), 16, args.threads_seconds)
+        raw_tput = _throughput(lambda: raw_range(one), 16, args.threads_seconds)
+        client_tput_2 = _throughput(lambda: cli.get("bench/one"), 16, args.threads_seconds)
+        raw_tput_2 = _throughput(lambda: raw_range(one), 16, args.threads_seconds)
+        channel.close()
+
+    print(f"{'case':32} {'median':>12}")
+    for name, value in medians.items():
+        print(f"{name:32} {value * 1e6:10.1f}us")
+    rows = [
+        ("get / raw floor", medians["get client"] / medians["get floor raw"], "<= 1.05"),
+        ("get / parsed floor", medians["get client"] / medians["get floor parsed"], ""),
+        ("put / raw floor", medians["put client"] / medians["put floor raw"], "<= 1.05"),
+        (
+            "1000-key get / raw floor",
+            medians["1000-key get client"] / medians["1000-key get floor raw"],
+            "<= 1.10",
+        ),
+        (
+            "1000-key get / parsed floor",
+            medians["1000-key get client"] / medians["1000-key get floor parsed"],
+            "",
+        ),
+        (
+            "16-thread throughput client/raw",
+            (client_tput + client_tput_2) / (raw_tput + raw_tput_2),
+            ">= 0.90",
+        ),
+    ]
+    print()
+    print(f"{'ratio':34} {'value':>7}  target")
+    for name, ratio, target in rows:
+        print(f"{name:34} {ratio:7.3f}  {target}")
+    print(
+        f"\n16 threads: client {(client_tput + client_tput_2) / 2:.0f}/s, "
+        f"raw channel {(raw_tput + raw_tput_2) / 2:.0f}/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

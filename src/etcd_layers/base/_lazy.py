@@ -1,0 +1,101 @@
+"""A list of KeyValues that converts its protobuf messages on first use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from etcd_layers.base.responses import KeyValue
+
+# Conversion is rare and short; one lock for all lists keeps every list two slots small.
+_LOAD_LOCK: Final = threading.Lock()
+
+
+class LazyKeyValues(list[KeyValue]):
+    """A real `list` of KeyValues whose items are built from protobuf messages when first used.
+
+    A range of a thousand keys costs about as much to convert into KeyValues as the round
+    trip itself; callers that only look at `count`, `header` or a few items should not pay for
+    it. Every list operation loads the items first, so the list behaves as an ordinary list
+    (equality, iteration, pickling as a plain list, mutation).
+    """
+
+    __slots__ = ("_convert", "_pending")
+
+    def __init__(
+        self, messages: Sequence[object], convert: Callable[[Iterable[Any]], list[KeyValue]]
+    ) -> None:
+        super().__init__()
+        self._pending: Sequence[object] | None = messages if len(messages) else None
+        self._convert = convert
+
+    def _load(self) -> None:
+        if self._pending is None:
+            return
+        with _LOAD_LOCK:
+            pending = self._pending
+            if pending is None:  # another thread loaded it while this one waited
+                return
+            list.extend(self, self._convert(pending))
+            self._pending = None
+
+    def __reduce__(self) -> tuple[type[list[KeyValue]], tuple[list[KeyValue]]]:
+        self._load()
+        return (list, (list(list.__iter__(self)),))
+
+    def __copy__(self) -> list[KeyValue]:
+        self._load()
+        return list(list.__iter__(self))
+
+    def __deepcopy__(self, memo: dict[int, object]) -> list[KeyValue]:
+        return self.__copy__()  # KeyValues are immutable: sharing them is a deep copy
+
+
+def _loading(name: str) -> Callable[..., Any]:
+    method = getattr(list, name)
+
+    def loaded(self: LazyKeyValues, *args: Any, **kwargs: Any) -> Any:
+        self._load()
+        return method(self, *args, **kwargs)
+
+    loaded.__name__ = name
+    loaded.__doc__ = method.__doc__
+    return loaded
+
+
+for _name in [
+    "__getitem__",
+    "__setitem__",
+    "__delitem__",
+    "__iter__",
+    "__reversed__",
+    "__len__",
+    "__contains__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__repr__",
+    "__add__",
+    "__iadd__",
+    "__mul__",
+    "__rmul__",
+    "__imul__",
+    "append",
+    "extend",
+    "insert",
+    "remove",
+    "pop",
+    "clear",
+    "index",
+    "count",
+    "copy",
+    "sort",
+    "reverse",
+]:
+    setattr(LazyKeyValues, _name, _loading(_name))
+
+del _name

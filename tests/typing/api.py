@@ -1,0 +1,79 @@
+"""Usage from API.md and the README, checked by mypy and never executed."""
+
+from __future__ import annotations
+
+from etcd_layers import Client, Compare, EventType, Op, SortOrder, SortTarget, errors
+from etcd_layers import leasing, namespace, ordering
+from etcd_layers.base import (
+    KV,
+    DeleteResponse,
+    GetResponse,
+    Lease,
+    PutResponse,
+    Response,
+    TxnResponse,
+    Watcher,
+)
+
+
+def kv_usage(cli: Client) -> None:
+    put: PutResponse = cli.put("k", b"v", lease=0, prev_kv=True, timeout=1.0)
+    got: GetResponse = cli.get(
+        "k", prefix=True, limit=10, sort_order=SortOrder.DESCEND, sort_target=SortTarget.MOD
+    )
+    deleted: DeleteResponse = cli.delete("k", from_key=True, prev_kv=True)
+    txn: TxnResponse = cli.txn(
+        [Compare.value("k") == b"v", Compare.version("k") > 0, Compare.mod_revision("k") < 7],
+        [Op.put("k", "v2"), Op.get("k"), Op.txn([], [Op.delete("k")])],
+        [Op.get("k", keys_only=True)],
+    )
+    typed_get: GetResponse = cli.do(Op.get("k"))
+    typed_txn: TxnResponse = cli.do(Op.txn())
+    anything: Response = cli.do(Op.put("k", "v") if put.prev_kv else Op.get("k"))
+    revision: int = got.header.revision + deleted.deleted + len(txn.responses)
+    assert typed_get.count + revision >= 0 and typed_txn.succeeded in (True, False) and anything
+    cli.compact(revision, physical=True)
+
+
+def stream_usage(cli: Client) -> None:
+    with cli.watch("k", prefix=True, prev_kv=True, created_notify=True) as watch:
+        for response in watch:
+            for event in response.events:
+                assert event.type in (EventType.PUT, EventType.DELETE)
+                assert event.kv.key
+            break
+        watch.next(timeout=1.0)
+    cli.request_progress()
+    lease_id = cli.grant(10).id
+    keep = cli.keep_alive(lease_id)
+    renewal = keep.next(timeout=1.0)
+    assert renewal.ttl > 0
+    keep.cancel()
+    cli.revoke(lease_id)
+
+
+def layer_usage(cli: Client) -> None:
+    ns: KV = namespace.wrap(cli, "/tenant-a/")
+    ns_watcher: Watcher = namespace.wrap_watcher(cli, "/tenant-a/")
+    ns_lease: Lease = namespace.wrap_lease(cli, "/tenant-a/")
+    only_kv: KV = namespace.wrap_kv(cli, b"/tenant-b/")
+    checked: KV = ordering.wrap(cli, on_violation=ordering.switch_endpoints(cli))
+    with leasing.wrap(cli, "leasing-prefix/", ttl=60) as cached:
+        cached.get("k")
+    stack = ordering.wrap(leasing.wrap(namespace.wrap(cli, "/tenant-a/"), "lease/"))
+    stack.put("k", "v")
+    for kv in (ns, only_kv, checked):
+        kv.get("k")
+    ns_watcher.request_progress()
+    ns_lease.time_to_live(1, keys=True)
+
+
+def error_usage(cli: Client) -> None:
+    try:
+        cli.get("k", revision=1)
+    except errors.CompactedError as error:
+        assert error.compact_revision >= 0
+    except TimeoutError:
+        pass
+    except errors.EtcdError:
+        pass
