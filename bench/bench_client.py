@@ -41,7 +41,7 @@ def _interleaved(
     contenders: dict[str, Callable[[], object]], rounds: int, calls: int
 ) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, call in contenders.items():  # warm up every path once
+    for call in contenders.values():  # warm up every path once
         _time_calls(call, max(10, calls // 10))
     for round_ in range(rounds):
         order = list(contenders.items())

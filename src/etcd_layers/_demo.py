@@ -38,7 +38,7 @@ class _Narrator:
         line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
         self.say(line)
         for index, row in enumerate(cells):
-            self.say("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+            self.say("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
             if index == 0:
                 self.say(line)
         self.say(line)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from etcd_layers import Client, Compare, EventType, Op, SortOrder, SortTarget, errors
-from etcd_layers import leasing, namespace, ordering
+from etcd_layers import (
+    Client,
+    Compare,
+    EventType,
+    Op,
+    SortOrder,
+    SortTarget,
+    errors,
+    leasing,
+    namespace,
+    ordering,
+)
 from etcd_layers.base import (
     KV,
     DeleteResponse,
