@@ -1,0 +1,329 @@
+"""The namespace proxies: wrapt shells that translate each call through a key prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, ClassVar, Final, Protocol, TypeVar, overload, runtime_checkable
+
+import wrapt
+
+from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.ops import (
+    Compare,
+    DeleteOp,
+    GetOp,
+    Op,
+    PutOp,
+    SortOrder,
+    SortTarget,
+    TxnOp,
+    key_range,
+)
+from etcd_layers.base.protocols import KV, Lease, Watch, Watcher
+from etcd_layers.base.responses import (
+    DeleteResponse,
+    GetResponse,
+    LeaseTimeToLiveResponse,
+    PutResponse,
+    Response,
+    TxnResponse,
+    WatchResponse,
+)
+from etcd_layers.namespace._translate import (
+    prefix_op,
+    prefix_own_op,
+    prefix_range,
+    prefix_txn,
+    unprefix_delete,
+    unprefix_get,
+    unprefix_put,
+    unprefix_response,
+    unprefix_time_to_live,
+    unprefix_txn,
+    unprefix_watch_response,
+)
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+
+@runtime_checkable
+class KVWatcherLease(KV, Watcher, Lease, Protocol):
+    """A KV, Watcher and Lease that can be closed, as the Client and `namespace.wrap` are."""
+
+    def close(self) -> None:
+        """Release the connections, watches and keep-alives (idempotent)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+# Methods that carry keys, by the Protocol they belong to. A proxy translates the ones of its
+# own Protocols and refuses the others: forwarded, they would reach etcd untranslated.
+_KV_METHODS: Final = frozenset({"put", "get", "delete", "txn", "do"})
+_WATCHER_METHODS: Final = frozenset({"watch"})
+_LEASE_METHODS: Final = frozenset({"time_to_live"})
+# Calls outside the Protocols that name keys (role permissions) or hand out keys of every
+# namespace (a role's permissions, a snapshot of the whole store). clientv3/namespace never
+# wraps the Auth or Maintenance clients; a wrapper forwards everything else, so it refuses these.
+_NEVER_TRANSLATED: Final = frozenset(
+    {"role_grant_permission", "role_revoke_permission", "role_get", "snapshot"}
+)
+
+_InnerT = TypeVar("_InnerT")
+_KVT = TypeVar("_KVT", bound=KV)
+_WatcherT = TypeVar("_WatcherT", bound=Watcher)
+_LeaseT = TypeVar("_LeaseT", bound=Lease)
+
+
+class _NamespaceProxy(wrapt.BaseObjectProxy[_InnerT]):
+    """What every namespace proxy shares: the prefix, refusals and the context manager."""
+
+    _refused: ClassVar[frozenset[str]] = _NEVER_TRANSLATED
+    _made_by: ClassVar[str] = "namespace.wrap"
+
+    def __init__(self, wrapped: _InnerT, prefix: bytes) -> None:
+        super().__init__(wrapped)
+        self._self_prefix = prefix  # `_self_`: kept on the proxy (`self.prefix` would land on it)
+
+    @property  # type: ignore[misc]  # wrapt's __class__ can be assigned; ours cannot
+    def __class__(self) -> type[Self]:
+        # wrapt reports the wrapped object's class, which would make `wrap_kv(cli, p)` pass
+        # `isinstance(..., Watcher)` while refusing watch(); report the proxy's own class.
+        return type(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the proxy does not define: everything else is forwarded.
+        if name in self._refused:
+            raise AttributeError(f"{self._made_by} does not translate {name}")
+        return super().__getattr__(name)
+
+    def __enter__(self) -> Self:
+        return self  # wrapt forwards __enter__, so `with` would hand out the *inner* object
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class NamespaceKV(_NamespaceProxy[_KVT]):
+    """A KV in which every key lives under one prefix."""
+
+    _refused = _WATCHER_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
+    _made_by = "namespace.wrap_kv"
+
+    def put(
+        self,
+        key: StrOrBytes,
+        value: StrOrBytes,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+        timeout: float | None = None,
+    ) -> PutResponse:
+        op = Op.put(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        prefix = self._self_prefix
+        prefix_own_op(prefix, op)
+        return unprefix_put(prefix, self.__wrapped__.do(op, timeout=timeout))
+
+    def get(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: SortOrder | None = None,
+        sort_target: SortTarget | None = None,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+        timeout: float | None = None,
+    ) -> GetResponse:
+        op = Op.get(  # checks every argument before any I/O, as the Client does
+            key,
+            range_end=range_end,
+            prefix=prefix,
+            from_key=from_key,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        )
+        namespace = self._self_prefix
+        prefix_own_op(namespace, op)
+        return unprefix_get(namespace, self.__wrapped__.do(op, timeout=timeout))
+
+    def delete(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        prev_kv: bool = False,
+        timeout: float | None = None,
+    ) -> DeleteResponse:
+        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        namespace = self._self_prefix
+        prefix_own_op(namespace, op)
+        return unprefix_delete(namespace, self.__wrapped__.do(op, timeout=timeout))
+
+    def txn(
+        self,
+        compare: Iterable[Compare] = (),
+        success: Iterable[Op] = (),
+        failure: Iterable[Op] = (),
+        *,
+        timeout: float | None = None,
+    ) -> TxnResponse:
+        prefix = self._self_prefix
+        op = prefix_txn(prefix, Op.txn(compare, success, failure))
+        return unprefix_txn(prefix, self.__wrapped__.do(op, timeout=timeout))
+
+    @overload
+    def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
+    @overload
+    def do(self, op: PutOp, *, timeout: float | None = None) -> PutResponse: ...
+    @overload
+    def do(self, op: DeleteOp, *, timeout: float | None = None) -> DeleteResponse: ...
+    @overload
+    def do(self, op: TxnOp, *, timeout: float | None = None) -> TxnResponse: ...
+    @overload
+    def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
+    def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        prefix = self._self_prefix
+        translated = prefix_op(prefix, op)  # raises TypeError for a foreign op, before any I/O
+        return unprefix_response(prefix, self.__wrapped__.do(translated, timeout=timeout))
+
+
+class NamespaceWatch(wrapt.BaseObjectProxy[Watch]):
+    """A running watch whose responses have the namespace's prefix cut from every key.
+
+    Unlike clientv3's watcherPrefix, an event of a key outside the prefix is dropped instead of
+    being cut blindly (a translated watch never receives one).
+    """
+
+    def __init__(self, watch: Watch, prefix: bytes) -> None:
+        super().__init__(watch)
+        self._self_prefix = prefix
+
+    def __iter__(self) -> Iterator[WatchResponse]:
+        prefix = self._self_prefix
+        for response in self.__wrapped__:
+            yield unprefix_watch_response(prefix, response)
+
+    def next(self, timeout: float | None = None) -> WatchResponse:
+        return unprefix_watch_response(self._self_prefix, self.__wrapped__.next(timeout))
+
+    def __enter__(self) -> Self:
+        return self  # not the inner watch, whose responses are untranslated
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cancel()
+
+
+class NamespaceWatcher(_NamespaceProxy[_WatcherT]):
+    """A Watcher that watches keys under one prefix and reports them without it."""
+
+    _refused = _KV_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
+    _made_by = "namespace.wrap_watcher"
+
+    def watch(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filter_put: bool = False,
+        filter_delete: bool = False,
+        progress_notify: bool = False,
+        fragment: bool = False,
+        created_notify: bool = False,
+        timeout: float | None = None,
+    ) -> Watch:
+        # Resolved as Op.get resolves a range, so the same arguments are refused the same way;
+        # the inner watcher checks the remaining options before any I/O. "All keys" starts at
+        # prefix + b"\x00" as the KV calls do (clientv3's watcherPrefix starts it at the prefix).
+        begin, end = prefix_range(self._self_prefix, *key_range(key, range_end, prefix, from_key))
+        watch = self.__wrapped__.watch(
+            begin,
+            range_end=end or None,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            filter_put=filter_put,
+            filter_delete=filter_delete,
+            progress_notify=progress_notify,
+            fragment=fragment,
+            created_notify=created_notify,
+            timeout=timeout,
+        )
+        return NamespaceWatch(watch, self._self_prefix)
+
+
+class NamespaceLease(_NamespaceProxy[_LeaseT]):
+    """A Lease whose key listings (`time_to_live(keys=True)`) only show keys under one prefix."""
+
+    _refused = _KV_METHODS | _WATCHER_METHODS | _NEVER_TRANSLATED
+    _made_by = "namespace.wrap_lease"
+
+    def time_to_live(
+        self, lease_id: int, *, keys: bool = False, timeout: float | None = None
+    ) -> LeaseTimeToLiveResponse:
+        response = self.__wrapped__.time_to_live(lease_id, keys=keys, timeout=timeout)
+        return unprefix_time_to_live(self._self_prefix, response)
+
+
+class NamespaceClient(
+    NamespaceKV[KVWatcherLease],
+    NamespaceWatcher[KVWatcherLease],
+    NamespaceLease[KVWatcherLease],
+):
+    """A KV, Watcher and Lease in which every key lives under one prefix."""
+
+    _refused = _NEVER_TRANSLATED
+    _made_by = "namespace.wrap"
