@@ -5,20 +5,27 @@
 ...     cli.put("greeting", "hello")
 ...     cli.get("greeting").kvs[0].value
 b'hello'
+
+The names below are imported on first use, so that `import etcd_layers.testing` (the pytest
+plugin) does not load gRPC.
 """
 
 from __future__ import annotations
 
-from etcd_layers import errors
-from etcd_layers.base import (
-    Client,
-    Compare,
-    EventType,
-    Op,
-    Permission,
-    SortOrder,
-    SortTarget,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from etcd_layers import errors
+    from etcd_layers.base import (
+        Client,
+        Compare,
+        EventType,
+        Op,
+        Permission,
+        SortOrder,
+        SortTarget,
+    )
 
 __all__ = [
     "Client",
@@ -31,3 +38,16 @@ __all__ = [
     "errors",
 ]
 __version__ = "0.1.0"
+
+_FROM_BASE = frozenset(__all__) - {"errors"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_BASE:
+        value = getattr(importlib.import_module("etcd_layers.base"), name)
+    elif name == "errors":
+        value = importlib.import_module("etcd_layers.errors")
+    else:
+        raise AttributeError(f"module 'etcd_layers' has no attribute {name!r}")
+    globals()[name] = value
+    return value
