@@ -1,0 +1,50 @@
+"""Distributed locks and leader elections on etcd leases, as Go's clientv3/concurrency.
+
+A Session grants a lease and keeps it alive on a background thread; Mutex and Election attach
+their keys to it, so everything a crashed process held is released when its lease expires.
+Given a client `cli` (a Client, or any layer stacked on one, such as `namespace.wrap(cli, p)`):
+
+>>> from etcd_layers.concurrency import Election, Mutex, Session
+>>> with Session(cli, ttl=5) as session:
+...     with Mutex(session, prefix + b"lock"):  # lock() on entry, unlock() on exit
+...         _ = cli.put(prefix + b"counter", b"1")
+...     election = Election(session, prefix + b"election")
+...     election.campaign(b"me", timeout=5)  # blocks until this session leads
+...     election.leader().value
+...     election.resign()
+b'me'
+>>> session.done.is_set()  # close() on exit revoked the lease
+True
+
+A session that must not outlive its lease's end reacts to it without polling:
+`session.done.wait()`, or `session.on_done(callback)`.
+"""
+
+from __future__ import annotations
+
+from etcd_layers.concurrency.election import (
+    Election,
+    ElectionNotLeaderError,
+    NoElectionLeaderError,
+    Observation,
+)
+from etcd_layers.concurrency.mutex import LockNotHeldError, Mutex
+from etcd_layers.concurrency.session import (
+    DEFAULT_TTL,
+    Session,
+    SessionClient,
+    SessionExpiredError,
+)
+
+__all__ = [
+    "DEFAULT_TTL",
+    "Election",
+    "ElectionNotLeaderError",
+    "LockNotHeldError",
+    "Mutex",
+    "NoElectionLeaderError",
+    "Observation",
+    "Session",
+    "SessionClient",
+    "SessionExpiredError",
+]

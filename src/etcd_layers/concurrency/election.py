@@ -1,0 +1,368 @@
+"""Election: campaign for leadership under a prefix, proclaim values, and observe the leader."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+
+from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.keys import StrOrBytes, to_bytes
+from etcd_layers.base.ops import check_timeout
+from etcd_layers.base.protocols import Watch
+from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
+from etcd_layers.concurrency._protocol import (
+    contenders_prefix,
+    enqueue,
+    first_created,
+    first_put,
+    guarded_delete,
+    guarded_put,
+    leader_updates,
+    lease_key,
+    read_enqueue,
+)
+from etcd_layers.concurrency.mutex import next_response, wait_for_turn, withdraw
+from etcd_layers.concurrency.session import Session, SessionClient
+from etcd_layers.errors import CanceledError, CompactedError, EtcdError
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+
+class ElectionNotLeaderError(EtcdError):
+    """proclaim() by a candidate that is not, or no longer, the leader.
+
+    Go's `ErrElectionNotLeader`.
+    """
+
+
+class NoElectionLeaderError(EtcdError):
+    """leader() found no leader: nobody campaigns.
+
+    Go's `ErrElectionNoLeader`.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class _Leadership:
+    """A won campaign: the create revision of the leader key and the header that confirmed it."""
+
+    revision: int
+    header: ResponseHeader
+
+
+class Election:
+    """A leader election among every session that uses the same `prefix` (Go's `Election`).
+
+    Candidates queue as Mutex waiters do: each puts `prefix + "/" + <lease id in hex>` on its
+    session's lease, holding its value; the oldest key is the leader. A leader whose session
+    ends loses its key, and the next candidate becomes leader.
+
+    Args:
+        session: the session whose lease the candidate's key is attached to.
+        prefix: the election's name (str or bytes, not empty).
+
+    Raises:
+        TypeError: `session` is not a Session, or `prefix` is not str or bytes.
+        ValueError: `prefix` is empty.
+    """
+
+    def __init__(self, session: Session, prefix: StrOrBytes) -> None:
+        if not isinstance(session, Session):
+            raise TypeError(f"session must be a Session, not {type(session).__name__}")
+        raw = to_bytes(prefix, name="prefix")
+        if not raw:
+            raise ValueError("prefix must not be empty")  # as Mutex, unlike Go
+        self._session = session
+        self._contenders = contenders_prefix(raw)
+        self._key = lease_key(self._contenders, session.lease_id)
+        self._leadership: _Leadership | None = None  # swapped whole, as Mutex's state
+
+    @property
+    def session(self) -> Session:
+        """The session whose lease the candidate's key is attached to."""
+        return self._session
+
+    @property
+    def key(self) -> bytes:
+        """This candidate's key: `prefix + b"/" + <lease id in hex>` (Go's layout)."""
+        return self._key
+
+    @property
+    def revision(self) -> int:
+        """The create revision of the leader key while leader (0 otherwise): Go's `Rev`."""
+        leadership = self._leadership
+        return 0 if leadership is None else leadership.revision
+
+    @property
+    def rev(self) -> int:
+        """The same as `revision`, under Go's name."""
+        return self.revision
+
+    @property
+    def header(self) -> ResponseHeader | None:
+        """The header of the response that confirmed the leadership (None if not leader)."""
+        leadership = self._leadership
+        return None if leadership is None else leadership.header
+
+    def campaign(self, value: StrOrBytes, *, timeout: float | None = None) -> None:
+        """Block until this candidate is the leader, with `value` as the leader's value.
+
+        Campaigning again while leader (or while queued) reuses the key and sets the value.
+        On failure the candidate's key is removed again if this call created it.
+
+        Args:
+            value: the value to publish as leader.
+            timeout: seconds to wait in all; None waits as long as it takes (each request
+                still has the client's default deadline).
+
+        Raises:
+            DeadlineExceededError: not elected within `timeout` (a TimeoutError).
+            SessionExpiredError: the session ended, or the key was deleted, while waiting.
+            ElectionNotLeaderError: the existing key vanished while its value was being set.
+        """
+        raw = to_bytes(value, name="value")
+        deadline = Deadline(check_timeout(timeout))
+        client = self._session.client
+        queued = read_enqueue(
+            client.do(
+                enqueue(self._contenders, self._key, raw, self._session.lease_id),
+                timeout=deadline.remaining(),
+            )
+        )
+        confirmed = queued.header
+        try:
+            if not queued.created and queued.value != raw:
+                # As Go's Campaign: an existing candidacy takes the new value before waiting.
+                confirmed = self._set_value(queued.revision, raw, deadline)
+            if not queued.holds:
+                turn = wait_for_turn(self._session, self._contenders, self._key, queued, deadline)
+                confirmed = turn.header
+        except BaseException:
+            # Go resigns here only when its context is done; a key left behind would make
+            # everyone wait for a candidate that stopped campaigning, so we always withdraw it.
+            if queued.created:
+                withdraw(self._session, self._key, queued)
+            raise
+        self._leadership = _Leadership(queued.revision, confirmed)
+
+    def _set_value(self, revision: int, value: bytes, deadline: Deadline) -> ResponseHeader:
+        answer = self._session.client.do(
+            guarded_put(self._key, revision, value, self._session.lease_id),
+            timeout=deadline.remaining(),
+        )
+        if not answer.succeeded:
+            raise ElectionNotLeaderError(f"the key {self._key!r} is gone")
+        return answer.header
+
+    def proclaim(self, value: StrOrBytes, *, timeout: float | None = None) -> None:
+        """Publish a new value as leader, without losing the leadership.
+
+        Args:
+            value: the new value.
+            timeout: seconds for the request; None: the client's default.
+
+        Raises:
+            ElectionNotLeaderError: this candidate has not won (or has lost) the election.
+        """
+        raw = to_bytes(value, name="value")
+        timeout = check_timeout(timeout)
+        leadership = self._leadership
+        if leadership is None:
+            raise ElectionNotLeaderError("proclaim() needs a won campaign()")
+        answer = self._session.client.do(
+            guarded_put(self._key, leadership.revision, raw, self._session.lease_id),
+            timeout=timeout,
+        )
+        if not answer.succeeded:
+            self._leadership = None
+            raise ElectionNotLeaderError(f"the leader key {self._key!r} is gone")
+        self._leadership = _Leadership(leadership.revision, answer.header)
+
+    def resign(self, *, timeout: float | None = None) -> None:
+        """Give up the leadership (nothing happens if not leader); the next candidate wins.
+
+        Args:
+            timeout: seconds for the request; None: the client's default.
+        """
+        timeout = check_timeout(timeout)
+        leadership = self._leadership
+        if leadership is None:
+            return
+        self._session.client.do(guarded_delete(self._key, leadership.revision), timeout=timeout)
+        self._leadership = None
+
+    def leader(self, *, timeout: float | None = None) -> KeyValue:
+        """Return the current leader's key and value.
+
+        Args:
+            timeout: seconds for the request; None: the client's default.
+
+        Raises:
+            NoElectionLeaderError: nobody is campaigning.
+        """
+        response = self._session.client.do(
+            first_created(self._contenders), timeout=check_timeout(timeout)
+        )
+        if not response.kvs:
+            raise NoElectionLeaderError(f"no leader under {self._contenders!r}")
+        return response.kvs[0]
+
+    def observe(self) -> Observation:
+        """Return an iterator of the leader's changes (new leader or new value).
+
+        See Observation. It runs on the calling thread: no background thread is started.
+        """
+        return Observation(self._session.client, self._contenders)
+
+    def __repr__(self) -> str:
+        return f"<Election key={self._key!r} leader={self._leadership is not None}>"
+
+
+class Observation:
+    """The leader's changes in one election, as one-key GetResponses (Go's `Election.Observe`).
+
+    Yields the current leader first (once there is one), then every new value it proclaims,
+    then the next leader when it is gone, and so on. Iterate it, or call `next(timeout)`, on
+    one thread; `cancel()` may come from any thread and ends the iteration. The iteration also
+    ends when the client is closed.
+
+    Args:
+        client: the object to read and watch through.
+        contenders: the election's prefix with Go's "/" appended.
+    """
+
+    def __init__(self, client: SessionClient, contenders: bytes) -> None:
+        self._client = client
+        self._contenders = contenders
+        self._pending: deque[GetResponse] = deque()
+        self._lock = threading.Lock()  # guards _watch and _canceled against cancel()
+        self._watch: Watch | None = None
+        self._leader_key: bytes | None = None  # None: waiting for any first put on the prefix
+        self._canceled = False
+        self._last: tuple[bytes, int] | None = None  # (key, mod_revision) queued last
+
+    def next(self, timeout: float | None = None) -> GetResponse:
+        """Return the next change.
+
+        Args:
+            timeout: seconds to wait; None waits as long as it takes.
+
+        Raises:
+            DeadlineExceededError: nothing changed within `timeout` (a TimeoutError, as
+                `Watch.next` raises).
+            CanceledError: the observation was canceled or the client closed.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        while True:
+            self._check_open()
+            if self._pending:
+                return self._pending.popleft()
+            watch = self._watch
+            if watch is None:
+                self._start(deadline)
+                continue
+            try:
+                response = next_response(watch, deadline)
+            except CompactedError:
+                self._stop_watch()  # history is gone: read the leader afresh
+                continue
+            except CanceledError:
+                self._stop_watch()
+                raise
+            if self._leader_key is None:
+                first = first_put(response)
+                if first is not None:
+                    self._stop_watch()
+                    self._follow(first, deadline)
+            else:
+                updates, deleted = leader_updates(response)
+                for update in updates:
+                    self._queue(update)
+                if deleted:
+                    self._stop_watch()
+
+    def _queue(self, change: GetResponse) -> None:
+        """Queue a change unless it is the one queued last (read again after a compaction)."""
+        kv = change.kvs[0]
+        seen = (kv.key, kv.mod_revision)
+        if seen != self._last:
+            self._last = seen
+            self._pending.append(change)
+
+    def _start(self, deadline: Deadline) -> None:
+        """Read the leader; queue it and follow its key, or watch the prefix for a first one."""
+        self._check_open()
+        response = self._client.do(first_created(self._contenders), timeout=deadline.remaining())
+        if response.kvs:
+            self._follow(GetResponse(response.header, [response.kvs[0]], count=1), deadline)
+            return
+        # No leader: wait for the first put on the prefix after the read (Go starts at the
+        # read's revision itself, which etcd serves only after its next 100 ms sync pass).
+        watch = self._client.watch(
+            self._contenders,
+            prefix=True,
+            start_revision=response.header.revision + 1,
+            timeout=deadline.remaining(),
+        )
+        self._adopt(watch, None)
+
+    def _follow(self, leader: GetResponse, deadline: Deadline) -> None:
+        """Queue `leader` and watch its key for new values and its delete."""
+        self._queue(leader)
+        key = leader.kvs[0].key
+        watch = self._client.watch(
+            key, start_revision=leader.header.revision + 1, timeout=deadline.remaining()
+        )
+        self._adopt(watch, key)
+
+    def _adopt(self, watch: Watch, leader_key: bytes | None) -> None:
+        with self._lock:
+            if not self._canceled:
+                self._watch, self._leader_key = watch, leader_key
+                return
+        watch.cancel()  # cancel() came while the watch was being set up
+        raise CanceledError("the observation was canceled")
+
+    def _stop_watch(self) -> None:
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+
+    def _check_open(self) -> None:
+        with self._lock:
+            if self._canceled:
+                raise CanceledError("the observation was canceled")
+
+    def cancel(self) -> None:
+        """End the observation (idempotent; safe from any thread)."""
+        with self._lock:
+            self._canceled = True
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> GetResponse:
+        try:
+            return self.next()
+        except CanceledError:
+            raise StopIteration from None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cancel()

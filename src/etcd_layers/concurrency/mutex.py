@@ -1,0 +1,303 @@
+"""Mutex: a distributed lock whose waiters are served in the order they queued."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.keys import StrOrBytes, to_bytes
+from etcd_layers.base.ops import Compare, check_timeout
+from etcd_layers.base.protocols import Watch
+from etcd_layers.base.responses import ResponseHeader, WatchResponse
+from etcd_layers.concurrency._protocol import (
+    Queued,
+    Turn,
+    check_turn,
+    contenders_prefix,
+    enqueue,
+    first_created,
+    guarded_delete,
+    has_delete,
+    lease_key,
+    read_enqueue,
+    read_turn,
+    still_queued,
+)
+from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
+from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+logger = logging.getLogger(__name__)
+
+WAIT_SLICE: Final = 60.0  # seconds an unbounded wait on a watch asks for at a time
+
+
+class LockNotHeldError(EtcdError):
+    """`Mutex.owner_compare()` was called while the Mutex does not hold its lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Holding:
+    """The lock as held: the create revision of the key and the header that confirmed it."""
+
+    revision: int
+    header: ResponseHeader
+
+
+class Mutex:
+    """A lock shared by every session that uses the same `prefix` (Go's `concurrency.Mutex`).
+
+    Each session queues its own key, `prefix + "/" + <lease id in hex>`, on its lease; the key
+    with the lowest create revision holds the lock. A waiter watches only the key just ahead of
+    it, so an unlock wakes one waiter, not all of them. A holder whose session ends loses the
+    lock with its key, and the next waiter gets it.
+
+    As in Go, the lock belongs to the session: a second `lock()` through the same session
+    (from any Mutex object or thread) returns at once, and `unlock()` releases it for all of
+    them. Give each thread that must exclude the others its own Session.
+
+    Args:
+        session: the session whose lease the key is attached to.
+        prefix: the lock's name (str or bytes, not empty).
+
+    Raises:
+        TypeError: `session` is not a Session, or `prefix` is not str or bytes.
+        ValueError: `prefix` is empty.
+    """
+
+    def __init__(self, session: Session, prefix: StrOrBytes) -> None:
+        if not isinstance(session, Session):
+            raise TypeError(f"session must be a Session, not {type(session).__name__}")
+        raw = to_bytes(prefix, name="prefix")
+        if not raw:
+            # Go accepts "", giving contenders under "/", which also holds every other lock
+            # whose name starts with "/"; we refuse it instead.
+            raise ValueError("prefix must not be empty")
+        self._session = session
+        self._contenders = contenders_prefix(raw)
+        self._key = lease_key(self._contenders, session.lease_id)
+        # One reference, swapped whole, so readers on other threads never see half a state.
+        self._holding: _Holding | None = None
+
+    @property
+    def session(self) -> Session:
+        """The session whose lease the key is attached to."""
+        return self._session
+
+    @property
+    def key(self) -> bytes:
+        """This session's key: `prefix + b"/" + <lease id in hex>` (Go's layout)."""
+        return self._key
+
+    @property
+    def header(self) -> ResponseHeader | None:
+        """The header of the response that confirmed the lock (None if not locked here)."""
+        holding = self._holding
+        return None if holding is None else holding.header
+
+    def lock(self, *, timeout: float | None = None) -> None:
+        """Block until this session holds the lock.
+
+        On failure (timeout, session ended, error), the waiter's key is removed again if this
+        call created it, so a failed waiter leaves no trace and blocks nobody.
+
+        Args:
+            timeout: seconds to wait in all; None waits as long as it takes (each request
+                still has the client's default deadline).
+
+        Raises:
+            DeadlineExceededError: the lock was not acquired within `timeout` (a TimeoutError).
+            SessionExpiredError: the session ended, or its key was deleted, while waiting.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        queued = self._enqueue(deadline)
+        if queued.holds:
+            self._holding = _Holding(queued.revision, queued.header)
+            return
+        try:
+            turn = wait_for_turn(self._session, self._contenders, self._key, queued, deadline)
+        except BaseException:
+            if queued.created:
+                withdraw(self._session, self._key, queued)
+            raise
+        self._holding = _Holding(queued.revision, turn.header)
+
+    def try_lock(self, *, timeout: float | None = None) -> bool:
+        """Take the lock if it is free (or already this session's), without waiting (Go's TryLock).
+
+        Args:
+            timeout: seconds for the requests; None: the client's default.
+
+        Returns:
+            Whether this session now holds the lock.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        queued = self._enqueue(deadline)
+        if queued.holds:
+            self._holding = _Holding(queued.revision, queued.header)
+            return True
+        if queued.created:
+            # Go deletes the key even when it existed before; that key is another call's place
+            # in the queue (the same session waiting on another thread), so we leave it. A key
+            # left behind would block every later locker, so this delete gets time even when
+            # the call's is spent, and its failure is raised.
+            self._session.client.do(
+                guarded_delete(self._key, queued.revision),
+                timeout=deadline.left_or(CLEANUP_TIMEOUT) or CLEANUP_TIMEOUT,
+            )
+        return False
+
+    def _enqueue(self, deadline: Deadline) -> Queued:
+        response = self._session.client.do(
+            enqueue(self._contenders, self._key, b"", self._session.lease_id),
+            timeout=deadline.remaining(),
+        )
+        return read_enqueue(response)
+
+    def unlock(self, *, timeout: float | None = None) -> None:
+        """Release the lock by deleting this session's key (as Go, whether held or not).
+
+        Args:
+            timeout: seconds for the request; None: the client's default.
+        """
+        timeout = check_timeout(timeout)
+        self._session.client.delete(self._key, timeout=timeout)
+        self._holding = None
+
+    def is_owner(self, *, timeout: float | None = None) -> bool:
+        """Ask the server whether this session's key holds the lock right now.
+
+        Args:
+            timeout: seconds for the request; None: the client's default.
+        """
+        response = self._session.client.do(
+            first_created(self._contenders), timeout=check_timeout(timeout)
+        )
+        return bool(response.kvs) and response.kvs[0].key == self._key
+
+    def owner_compare(self) -> Compare:
+        """Return a txn comparison that holds only while this Mutex holds the lock.
+
+        Go's `Mutex.IsOwner`: guard writes with it, `cli.txn([mutex.owner_compare()], ...)`, so
+        a holder that lost its lock (session expired) cannot write.
+
+        Raises:
+            LockNotHeldError: this Mutex has not acquired the lock (or unlocked it).
+        """
+        holding = self._holding
+        if holding is None:
+            raise LockNotHeldError(f"the mutex {self._key!r} is not held")
+        return Compare.create_revision(self._key) == holding.revision
+
+    def __enter__(self) -> Self:
+        self.lock()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.unlock()
+
+    def __repr__(self) -> str:
+        return f"<Mutex key={self._key!r} held={self._holding is not None}>"
+
+
+def wait_for_turn(
+    session: Session, contenders: bytes, key: bytes, queued: Queued, deadline: Deadline
+) -> Turn:
+    """Wait until no contender created before `queued` is left, and return that reading.
+
+    Go's `waitDeletes`: read the youngest key ahead, wait for its delete, read again (that key
+    may have belonged to a session that had died already, or a key further ahead may remain).
+
+    Raises:
+        DeadlineExceededError: `deadline` passed.
+        SessionExpiredError: the session ended, or the contender's own key is gone.
+    """
+    client = session.client
+    while True:
+        turn = read_turn(
+            client.do(check_turn(contenders, key, queued.revision), timeout=deadline.remaining())
+        )
+        if not still_queued(turn, queued.revision):
+            # Go notices this only at the end (a TODO in its Lock); the same read tells us now.
+            raise SessionExpiredError(f"the key {key!r} was deleted while waiting")
+        if turn.predecessor is None:
+            return turn
+        # Go watches from the read's revision. The key existed then, so its delete comes later:
+        # starting one revision on lets etcd put the watch straight into its synced group,
+        # where a past revision waits for the next 100 ms sync pass.
+        _wait_for_delete(session, turn.predecessor.key, turn.header.revision + 1, deadline)
+
+
+def _wait_for_delete(session: Session, key: bytes, revision: int, deadline: Deadline) -> None:
+    """Return once `key` is deleted at `revision` or later (Go's `waitDelete`).
+
+    The session's end cancels the watch, so a waiter whose session died fails at once instead
+    of waiting for a turn it can never take.
+    """
+    client = session.client
+    watch = client.watch(
+        key, start_revision=revision, filter_put=True, timeout=deadline.remaining()
+    )
+    with watch:
+        unregister = session.on_done(watch.cancel)
+        try:
+            while True:
+                try:
+                    response = next_response(watch, deadline)
+                except CompactedError:
+                    return  # the history is gone: the caller reads the queue again
+                except CanceledError:
+                    if session.done.is_set():
+                        raise SessionExpiredError(
+                            f"session lease {session.lease_id:x} ended while waiting"
+                        ) from None
+                    raise
+                if has_delete(response):
+                    return
+        finally:
+            unregister()
+
+
+def next_response(watch: Watch, deadline: Deadline) -> WatchResponse:
+    """Return the next response of `watch`, waiting until `deadline` (unbounded: for ever).
+
+    Raises:
+        DeadlineExceededError: nothing arrived by `deadline` (a TimeoutError).
+        CanceledError: the watch ended.
+    """
+    while True:
+        left = deadline.remaining()
+        try:
+            # Watch.next(None) would stop at the client's default timeout, so an unbounded
+            # wait asks again after each slice instead.
+            return watch.next(timeout=WAIT_SLICE if left is None else left)
+        except DeadlineExceededError:
+            raise
+        except TimeoutError as err:  # the builtin: this slice, or the whole deadline, passed
+            if deadline.expired():
+                raise DeadlineExceededError("deadline exceeded waiting for a watch") from err
+
+
+def withdraw(session: Session, key: bytes, queued: Queued) -> None:
+    """Delete a waiter's key after its wait failed, best effort and bounded in time.
+
+    The caller's deadline may be spent, so this has its own (`CLEANUP_TIMEOUT`); the key is
+    deleted only if it is still the one created at `queued.revision`. A failure is logged: the
+    wait's own error is the one the caller raises, and the key goes with the lease anyway.
+    """
+    try:
+        session.client.do(guarded_delete(key, queued.revision), timeout=CLEANUP_TIMEOUT)
+    except EtcdError as err:
+        logger.warning("could not withdraw waiter key %r (%s); it goes with its lease", key, err)
