@@ -34,11 +34,14 @@ class LazyKeyValues(list[KeyValue]):
         if self._pending is None:
             return
         with _LOAD_LOCK:
-            pending = self._pending
-            if pending is None:  # another thread loaded it while this one waited
-                return
-            list.extend(self, self._convert(pending))
-            self._pending = None
+            self._load_locked()
+
+    def _load_locked(self) -> None:
+        pending = self._pending
+        if pending is None:  # another thread loaded it while this one waited for the lock
+            return
+        list.extend(self, self._convert(pending))
+        self._pending = None
 
     def __reduce__(self) -> tuple[type[list[KeyValue]], tuple[list[KeyValue]]]:
         self._load()
