@@ -1,0 +1,213 @@
+"""OrderingKV: a KV proxy that checks every response's revision against the highest one seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import TypeAlias, TypeVar, overload
+
+import wrapt
+
+from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.ops import (
+    Compare,
+    DeleteOp,
+    GetOp,
+    Op,
+    PutOp,
+    SortOrder,
+    SortTarget,
+    TxnOp,
+    check_timeout,
+    op_writes,
+)
+from etcd_layers.base.protocols import KV
+from etcd_layers.base.responses import (
+    DeleteResponse,
+    GetResponse,
+    PutResponse,
+    Response,
+    TxnResponse,
+)
+from etcd_layers.errors import OrderViolationError
+from etcd_layers.ordering._floor import RevisionFloor
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+R = TypeVar("R", bound=Response)
+
+OnViolation: TypeAlias = Callable[[Op, Response, int], object]
+"""`on_violation(op, response, prev_revision)`: return to send `op` again, raise to fail."""
+
+# How many stale responses the call now calling `on_violation` has had, this one included.
+# A ContextVar rather than an argument: the callback's signature is Go's (op, resp, prevRev),
+# and each thread (or task) has its own value, so concurrent calls never share a count.
+_VIOLATIONS: ContextVar[int] = ContextVar("etcd_layers.ordering.violations", default=0)
+
+
+def call_violations() -> int:
+    """Return how many stale responses the call running `on_violation` has had (0 outside one)."""
+    return _VIOLATIONS.get()
+
+
+def _kind(op: Op) -> str:
+    return type(op).__name__.removesuffix("Op").lower()
+
+
+class OrderingKV(wrapt.BaseObjectProxy[KV]):
+    """A KV whose responses never go back in revision; everything else reaches `kv` unchanged.
+
+    Get, put, delete, txn and do are checked (compact, watches, leases and the rest are
+    forwarded as they are). Every attribute kept on the proxy is `_self_`-prefixed, so none
+    can hide a method of the object it wraps.
+    """
+
+    def __init__(self, kv: KV, on_violation: OnViolation) -> None:
+        super().__init__(kv)
+        self._self_floor = RevisionFloor()
+        self._self_on_violation = on_violation
+
+    def _checked(self, op: Op, send: Callable[[float | None], R], timeout: float | None) -> R:
+        """Send `op` until its response is not older than the floor seen when the call began."""
+        deadline = Deadline(check_timeout(timeout))  # one deadline for every attempt
+        floor = self._self_floor
+        seen = floor.get()  # read once, before sending: other threads may raise it meanwhile
+        violations = 0
+        while True:
+            response = send(deadline.remaining())
+            revision = response.header.revision
+            if revision >= seen:
+                floor.raise_to(revision)
+                return response
+            if op_writes(op):
+                # Go's ordering replays a txn whose branch wrote (etcd issue 22086); a request
+                # that may have written is never sent twice here, and the policy is not asked.
+                raise OrderViolationError(
+                    f"{_kind(op)} response has revision {revision}, older than revision "
+                    f"{seen} already seen; a request that may write is not sent again",
+                    response,
+                    seen,
+                )
+            violations += 1
+            token = _VIOLATIONS.set(violations)
+            try:
+                self._self_on_violation(op, response, seen)  # returns: send again; raises: fail
+            finally:
+                _VIOLATIONS.reset(token)
+
+    def get(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: SortOrder | None = None,
+        sort_target: SortTarget | None = None,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+        timeout: float | None = None,
+    ) -> GetResponse:
+        op = Op.get(  # checks the arguments before any I/O
+            key,
+            range_end=range_end,
+            prefix=prefix,
+            from_key=from_key,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        )
+        kv = self.__wrapped__
+        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+
+    def put(
+        self,
+        key: StrOrBytes,
+        value: StrOrBytes,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+        timeout: float | None = None,
+    ) -> PutResponse:
+        op = Op.put(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        kv = self.__wrapped__
+        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+
+    def delete(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        prev_kv: bool = False,
+        timeout: float | None = None,
+    ) -> DeleteResponse:
+        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        kv = self.__wrapped__
+        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+
+    def txn(
+        self,
+        compare: Iterable[Compare] = (),
+        success: Iterable[Op] = (),
+        failure: Iterable[Op] = (),
+        *,
+        timeout: float | None = None,
+    ) -> TxnResponse:
+        op = Op.txn(compare, success, failure)
+        kv = self.__wrapped__
+        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+
+    @overload
+    def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
+    @overload
+    def do(self, op: PutOp, *, timeout: float | None = None) -> PutResponse: ...
+    @overload
+    def do(self, op: DeleteOp, *, timeout: float | None = None) -> DeleteResponse: ...
+    @overload
+    def do(self, op: TxnOp, *, timeout: float | None = None) -> TxnResponse: ...
+    @overload
+    def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
+    def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        if not isinstance(op, Op):
+            raise TypeError(f"op must be an Op, not {type(op).__name__}")
+        kv = self.__wrapped__
+        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+
+    def __enter__(self) -> Self:
+        return self  # wrapt forwards __enter__, so `with` would hand out the *inner* object
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<OrderingKV floor={self._self_floor.get()} over {self.__wrapped__!r}>"
