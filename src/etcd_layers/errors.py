@@ -246,6 +246,10 @@ class CorruptError(EtcdError):
     """The cluster has detected data corruption."""
 
 
+class SnapshotError(EtcdError):
+    """A snapshot stream was cut short, out of order, or failed its sha256 checksum."""
+
+
 class NotCapableError(EtcdError):
     """The cluster's version does not support the request."""
 
