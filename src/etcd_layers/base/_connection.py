@@ -51,13 +51,20 @@ _FAILED_ENDPOINT_PENALTY: Final = 1.0
 _RETRY_BACKOFF: Final = 0.05
 _MAX_RETRY_BACKOFF: Final = 0.5
 
-# gRPC's wording for failures that happen before a request is written to any connection.
-_NEVER_SENT_HINTS: Final = (
+# How gRPC's status details begin when a call failed before it was given to any connection:
+# the load balancer had no connected subchannel to pick (its last connection error follows:
+# refused, a TLS handshake failure, no SETTINGS frame before the connect timeout ...), or the
+# name did not resolve. Printed from grpcio 1.85 (older wordings kept): "failed to connect to
+# all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2379: Failed to connect to remote host:
+# Connection refused", "errors resolving no-such-host.invalid:2379: [...]". A failure on a live
+# connection reads differently ("Stream removed (Socket closed)") and may follow a request the
+# server received, so it never matches: the hints are prefixes, not substrings.
+_NEVER_SENT_PREFIXES: Final = (
     "failed to connect to all addresses",
-    "connection refused",
+    "errors resolving",
     "dns resolution failed",
-    "no address",
     "failed to pick subchannel",
+    "empty address list",
 )
 
 
@@ -99,15 +106,53 @@ class TLSConfig:
 
 
 class Endpoint:
-    """One endpoint: its channel, its cached multi-callables and its health."""
+    """One endpoint: its channel, its cached multi-callables, its health and its calls.
 
-    __slots__ = ("_callables", "address", "channel", "failed_at")
+    An endpoint removed by `set_endpoints` is retired: it takes no new call, and its channel
+    closes once the calls still running on it have ended (closing it at once would cancel
+    them, and a write canceled mid-flight could not be re-sent).
+    """
+
+    __slots__ = ("_active", "_callables", "_lock", "address", "channel", "failed_at", "retired")
 
     def __init__(self, address: str, channel: grpc.Channel) -> None:
         self.address = address
         self.channel = channel
         self.failed_at = 0.0
+        self.retired = False
+        self._active = 0
+        self._lock = threading.Lock()
         self._callables: dict[str, grpc.UnaryUnaryMultiCallable[Message, object]] = {}
+
+    def acquire(self) -> bool:
+        """Count one more call on this endpoint; False (and no count) once it is retired."""
+        with self._lock:
+            if self.retired:
+                return False
+            self._active += 1
+            return True
+
+    def release(self) -> None:
+        """End a call counted by acquire(); the last one closes a retired endpoint's channel."""
+        with self._lock:
+            self._active -= 1
+            close = self.retired and not self._active
+        if close:
+            self.channel.close()
+
+    def retire(self) -> None:
+        """Take no new call, and close the channel once the running ones have ended."""
+        with self._lock:
+            self.retired = True
+            close = not self._active
+        if close:
+            self.channel.close()
+
+    def close(self) -> None:
+        """Take no new call and close the channel now, canceling the running ones."""
+        with self._lock:
+            self.retired = True
+        self.channel.close()
 
     def callable(
         self, method: Method[ResponseT]
@@ -157,6 +202,8 @@ class Connection:
         self.closed = threading.Event()
         self._counter = itertools.count()
         self._endpoints: list[Endpoint] = []
+        # Index of the endpoint pick() starts from, set by switch_endpoint(); None: round robin.
+        self._pinned: int | None = None
         self._listeners: list[Callable[[], None]] = []
         self._close_hooks: list[Callable[[], None]] = []
         self._replace_endpoints(list(endpoints))
@@ -183,13 +230,42 @@ class Connection:
 
     def _replace_endpoints(self, addresses: list[str]) -> list[Endpoint]:
         with self._lock:
+            pinned = self._pinned_address()
             current = {endpoint.address: endpoint for endpoint in self._endpoints}
             fresh = [
                 current.pop(a) if a in current else Endpoint(a, self._new_channel(a))
                 for a in addresses
             ]
             self._endpoints = fresh
+            # A pin survives new endpoints that keep its address, and is dropped otherwise.
+            self._pinned = addresses.index(pinned) if pinned in addresses else None
         return list(current.values())
+
+    def _pinned_address(self) -> str | None:
+        pinned, endpoints = self._pinned, self._endpoints
+        if pinned is None or not endpoints:
+            return None
+        return endpoints[pinned % len(endpoints)].address
+
+    def switch_endpoint(self) -> str:
+        """Pin unary calls to the next endpoint (in the order given) and return its address.
+
+        pick() then starts from the pinned endpoint instead of balancing, still skipping one
+        that failed just now; `set_endpoints` keeps the pin while its address stays.
+
+        Raises:
+            ClosedError: the connection is closed.
+        """
+        with self._lock:
+            count = len(self._endpoints)
+            if not count:
+                raise ClosedError("the client is closed")
+            if self._pinned is None:
+                # The balancer's next choice: with one caller, not the endpoint it just used.
+                self._pinned = next(self._counter) % count
+            else:
+                self._pinned = (self._pinned + 1) % count
+            return self._endpoints[self._pinned].address
 
     def set_endpoints(self, addresses: list[str]) -> None:
         """Use `addresses` from the next request on; streams are told to move."""
@@ -197,7 +273,7 @@ class Connection:
         for listener in list(self._listeners):
             listener()
         for endpoint in removed:
-            endpoint.channel.close()
+            endpoint.retire()
 
     def add_endpoint_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every change of endpoints (streams move with it)."""
@@ -216,12 +292,13 @@ class Connection:
             return Endpoint(address, self._new_channel(address))
 
     def pick(self) -> Endpoint:
-        """Return the next endpoint, round robin, skipping ones that failed just now."""
+        """Return the next endpoint (round robin, or the pinned one), skipping recent failures."""
         endpoints = self._endpoints
         count = len(endpoints)
         if not count:
             raise ClosedError("the client is closed")
-        start = next(self._counter)
+        pinned = self._pinned
+        start = next(self._counter) if pinned is None else pinned
         now = time.monotonic()
         for offset in range(count):
             endpoint = endpoints[(start + offset) % count]
@@ -327,6 +404,30 @@ class Connection:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
 
+    def _acquire(self, fixed: Endpoint | None) -> Endpoint:
+        """Return `fixed` or the next endpoint, counted as running one more call."""
+        while True:
+            endpoint = fixed or self.pick()
+            if endpoint.acquire():
+                return endpoint
+            self.check_open()  # else set_endpoints removed it since pick(): pick again
+            if fixed is not None:
+                raise UnavailableError(f"endpoint {fixed.address} was removed")
+
+    def _invoke(
+        self, endpoint: Endpoint, method: Method[ResponseT], request: Message, deadline: Deadline
+    ) -> ResponseT:
+        """Make one attempt on `endpoint` (counted by _acquire, released here)."""
+        try:
+            return endpoint.callable(method)(
+                request, timeout=deadline.remaining(), metadata=self._metadata
+            )
+        except ValueError as err:  # gRPC refuses a channel that close() just closed
+            self.check_open()
+            raise UnavailableError(f"endpoint {endpoint.address} was closed") from err
+        finally:
+            endpoint.release()
+
     def call(
         self,
         method: Method[ResponseT],
@@ -357,12 +458,10 @@ class Connection:
         backoff = _RETRY_BACKOFF
         reauthenticated = False
         while True:
-            endpoint = fixed or self.pick()
+            endpoint = self._acquire(fixed)
             generation = self._token_generation
             try:
-                return endpoint.callable(method)(
-                    request, timeout=deadline.remaining(), metadata=self._metadata
-                )
+                return self._invoke(endpoint, method, request, deadline)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
                 cause: BaseException = err
@@ -401,9 +500,8 @@ class Connection:
         with self._lock:
             endpoints, self._endpoints = self._endpoints, []
         for endpoint in endpoints:
-            endpoint.channel.close()
+            endpoint.close()
 
 
 def _never_sent(error: EtcdError) -> bool:
-    text = str(error).lower()
-    return any(hint in text for hint in _NEVER_SENT_HINTS)
+    return str(error).lower().startswith(_NEVER_SENT_PREFIXES)

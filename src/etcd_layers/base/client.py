@@ -212,6 +212,19 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
         self._conn.check_open()
         self._conn.set_endpoints(addresses)
 
+    def switch_endpoint(self) -> str:
+        """Send unary requests to the next endpoint from now on, and return its address.
+
+        The client stops balancing and starts every request at that endpoint (still failing
+        over when it is unreachable); each call moves on to the next endpoint in the order
+        given. `endpoints` keeps that order; `set_endpoints` keeps the choice while its
+        address stays. `ordering.switch_endpoints` uses it to leave a member that is behind.
+
+        Raises:
+            CanceledError: the client is closed.
+        """
+        return self._conn.switch_endpoint()
+
     def close(self) -> None:
         """End every watch and keep-alive and close the connections (idempotent)."""
         self._sync_stop.set()
