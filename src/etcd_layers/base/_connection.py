@@ -5,7 +5,9 @@ when re-sending cannot apply it twice.
 
 * Reads (range, a txn without writes, lease time-to-live/leases/keep-alive-once, member list,
   status ...) are retried on another endpoint after a transport failure (gRPC UNAVAILABLE that
-  did not come from etcd itself), until the call's deadline.
+  did not come from etcd itself), and after etcd refused them for a passing reason (leader
+  changed, no leader yet unless require_leader is set, member stopping, read-index timeout),
+  until the call's deadline.
 * Writes (put, delete, a txn with a write in either branch, compaction, lease grant/revoke,
   membership and auth changes) are re-sent only when the failure proves the request never left
   this process: no connection to the endpoint could be made. Any other failure of a write is
@@ -37,7 +39,12 @@ from etcd_layers.errors import (
     DeadlineExceededError,
     EtcdError,
     InvalidAuthTokenError,
+    LeaderChangedError,
+    NoLeaderError,
+    NotLeaderError,
+    RequestTimeoutError,
     RequestTooLargeError,
+    StoppedError,
     UnavailableError,
     from_rpc_error,
 )
@@ -473,12 +480,13 @@ class Connection:
                     self.authenticate(deadline, generation)
                     continue
                 raise error from cause
-            if type(error) is not UnavailableError:  # etcd's own errors, or not transport
-                raise error from cause
-            self.mark_failed(endpoint)
-            if self.closed.is_set():
-                raise ClosedError("the client is closed") from cause
-            if fixed is not None or not (idempotent or _never_sent(error)):
+            if type(error) is UnavailableError:  # the transport failed, not etcd
+                self.mark_failed(endpoint)
+                if self.closed.is_set():
+                    raise ClosedError("the client is closed") from cause
+                if fixed is not None or not (idempotent or _never_sent(error)):
+                    raise error from cause
+            elif not (fixed is None and idempotent and self._read_retryable(error)):
                 raise error from cause
             if not deadline.bounded and time.monotonic() - started > self.dial_timeout:
                 raise error from cause
@@ -486,6 +494,17 @@ class Connection:
                 raise ClosedError("the client is closed") from cause
             deadline.remaining()  # raises DeadlineExceededError when the wait spent it
             backoff = min(backoff * 2, _MAX_RETRY_BACKOFF)
+
+    def _read_retryable(self, error: EtcdError) -> bool:
+        """Whether etcd refused a read for a passing reason another try may not meet.
+
+        Go's client retries reads on any Unavailable status; these are etcd's: a leader change
+        or election in progress, a stopping member, or a read-index timeout. With
+        require_leader, a member without a leader must fail fast instead.
+        """
+        if isinstance(error, NoLeaderError):
+            return not self._require_leader
+        return isinstance(error, _RETRYABLE_READ_ERRORS)
 
     def close(self) -> None:
         """End every stream and close every channel (idempotent)."""
@@ -501,6 +520,14 @@ class Connection:
             endpoints, self._endpoints = self._endpoints, []
         for endpoint in endpoints:
             endpoint.close()
+
+
+_RETRYABLE_READ_ERRORS: Final = (
+    LeaderChangedError,
+    NotLeaderError,
+    StoppedError,
+    RequestTimeoutError,
+)
 
 
 def _never_sent(error: EtcdError) -> bool:
