@@ -1,0 +1,118 @@
+"""The pure bookkeeping of watches: resume revisions, fragment joining and cancel reasons."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from etcd_layers.errors import (
+    AuthOldRevisionError,
+    CompactedError,
+    EtcdError,
+    InvalidAuthTokenError,
+    PermissionDeniedError,
+    WatchCanceledError,
+    error_class,
+)
+
+T = TypeVar("T")
+
+# etcd 3.5 puts a gRPC status's text in `cancel_reason` ("rpc error: code = PermissionDenied
+# desc = etcdserver: permission denied"); the table of error strings knows only the `desc` part.
+_STATUS_TEXT: Final = re.compile(r"^rpc error: code = \w+ desc = ")
+
+
+@dataclass(slots=True)
+class ResumePoint:
+    """Where a watch must start again after its stream broke.
+
+    The rule: right after the last event the watch delivered; before any event, at the
+    revision the user asked for, or (watching "from now on") right after the revision the
+    server reported when it first confirmed the watch, so that a write made after `watch()`
+    returned is never skipped. Header revisions of later responses never move it.
+
+    clientv3 also advances to `header.revision + 1` on every progress notification; we do
+    not, because etcd before 3.5.8 can send a requested progress notification ahead of
+    events it has not yet sent (etcd issue #15220), and resuming from it would lose them.
+    The cost: a watch that saw no event for a long time resumes from an old revision, which
+    compaction may have removed (CompactedError).
+    """
+
+    start_revision: int = 0
+    next_revision: int = 0  # 0 until known: then the server picks "now"
+
+    def __post_init__(self) -> None:
+        if self.next_revision == 0:
+            self.next_revision = self.start_revision
+
+    def created(self, header_revision: int) -> None:
+        """Record the server's confirmation (only the first one fixes a start)."""
+        if self.next_revision == 0:
+            self.next_revision = header_revision + 1
+
+    def delivered(self, last_mod_revision: int) -> None:
+        """Record that every event up to `last_mod_revision` reached the watch's queue."""
+        if last_mod_revision >= self.next_revision:
+            self.next_revision = last_mod_revision + 1
+
+
+class FragmentJoiner(Generic[T]):
+    """Joins the fragments of large watch responses, per watch id.
+
+    With `fragment=True` etcd splits a response larger than its request limit into several
+    responses of one watch id, each but the last marked `fragment`. They arrive back to back,
+    but the joiner keys them by watch id all the same. Partial responses die with their stream:
+    a new stream starts with a new joiner, so half a revision is never delivered.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[T]] = {}  # watch id -> events of its unfinished response
+
+    def __contains__(self, watch_id: int) -> bool:
+        return watch_id in self.parts
+
+    def add(self, watch_id: int, events: Sequence[T], *, more: bool) -> list[T] | None:
+        """Add one fragment; return every event of the response once `more` is False."""
+        parts = self.parts.get(watch_id)
+        if parts is None:
+            if not more:
+                return list(events)
+            self.parts[watch_id] = list(events)
+            return None
+        parts.extend(events)
+        if more:
+            return None
+        del self.parts[watch_id]
+        return parts
+
+    def discard(self, watch_id: int) -> None:
+        """Forget the fragments received so far for `watch_id`."""
+        self.parts.pop(watch_id, None)
+
+    def pending(self) -> int:
+        """How many events are held in unfinished responses."""
+        return sum(len(parts) for parts in self.parts.values())
+
+
+def cancel_error(reason: str, compact_revision: int) -> EtcdError:
+    """Return the error for a watch the server canceled, from its reason and compact revision."""
+    if compact_revision:
+        return CompactedError(
+            f"etcdserver: mvcc: required revision has been compacted "
+            f"(the first revision still available is {compact_revision})",
+            compact_revision,
+        )
+    message = _STATUS_TEXT.sub("", reason)
+    cls = error_class(None, message) if message else WatchCanceledError
+    if cls is EtcdError:  # a reason etcd's table does not know
+        cls = WatchCanceledError
+    return cls(message or "etcdserver: watch canceled")
+
+
+def is_auth_refusal(error: EtcdError) -> bool:
+    """Whether a refused watch may succeed after logging in again (expired token, etcd #12385)."""
+    return isinstance(error, (PermissionDeniedError, InvalidAuthTokenError, AuthOldRevisionError))
