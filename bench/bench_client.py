@@ -17,8 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import grpc
-
 from etcd_layers import Client
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.testing import EtcdCluster
@@ -40,15 +38,21 @@ def _time_calls(call: Callable[[], object], count: int) -> list[float]:
 def _interleaved(
     contenders: dict[str, Callable[[], object]], rounds: int, calls: int
 ) -> dict[str, float]:
+    """Median latency of each contender, calling them in turn one call at a time.
+
+    Alternating call by call (rotating who goes first) gives every contender the same share of
+    whatever else the shared machine is doing at that moment.
+    """
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for call in contenders.values():  # warm up every path once
+    for call in contenders.values():  # warm up every path
         _time_calls(call, max(10, calls // 10))
-    for round_ in range(rounds):
-        order = list(contenders.items())
-        if round_ % 2:
-            order.reverse()
-        for name, call in order:
-            samples[name].extend(_time_calls(call, calls))
+    items = list(contenders.items())
+    for index in range(rounds * calls):
+        shift = index % len(items)
+        for name, call in items[shift:] + items[:shift]:
+            started = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -77,7 +81,8 @@ def main() -> None:
     parser.add_argument("--threads-seconds", type=float, default=3.0)
     args = parser.parse_args()
     with EtcdCluster(1) as cluster, Client(cluster.endpoints) as cli:
-        channel = grpc.insecure_channel(cluster.endpoints[0])
+        # The floor uses the client's own channel (same connection, same options).
+        channel = cli._conn.endpoints[0].channel
         raw_range = channel.unary_unary(
             "/etcdserverpb.KV/Range", request_serializer=_identity, response_deserializer=_identity
         )
@@ -123,7 +128,6 @@ def main() -> None:
         raw_tput = _throughput(lambda: raw_range(one), 16, args.threads_seconds)
         client_tput_2 = _throughput(lambda: cli.get("bench/one"), 16, args.threads_seconds)
         raw_tput_2 = _throughput(lambda: raw_range(one), 16, args.threads_seconds)
-        channel.close()
 
     print(f"{'case':32} {'median':>12}")
     for name, value in medians.items():
