@@ -99,6 +99,12 @@ def parse_endpoint(endpoint: object) -> tuple[str, bool]:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"endpoint must be host:port, got {endpoint!r}")
+    if any(char in host for char in ", \t"):
+        # "a:2379,b:2379" (etcdctl's --endpoints) would otherwise pass as one host name and
+        # fail only after dial_timeout, as an UnavailableError naming no cause.
+        raise ValueError(
+            f"endpoint must be one host:port, got {endpoint!r} (give several as a list)"
+        )
     return address, secure
 
 
@@ -129,7 +135,7 @@ class Endpoint:
         self.retired = False
         self._active = 0
         self._lock = threading.Lock()
-        self._callables: dict[str, grpc.UnaryUnaryMultiCallable[Message, object]] = {}
+        self._callables: dict[str, grpc.UnaryUnaryMultiCallable[bytes, object]] = {}
 
     def acquire(self) -> bool:
         """Count one more call on this endpoint; False (and no count) once it is retired."""
@@ -163,13 +169,13 @@ class Endpoint:
 
     def callable(
         self, method: Method[ResponseT]
-    ) -> grpc.UnaryUnaryMultiCallable[Message, ResponseT]:
-        """Return the cached multi-callable for `method` on this endpoint's channel."""
+    ) -> grpc.UnaryUnaryMultiCallable[bytes, ResponseT]:
+        """Return the cached multi-callable for `method`, taking a serialized request."""
         found = self._callables.get(method.path)
         if found is None:
             found = self.channel.unary_unary(
                 method.path,
-                request_serializer=serialize,
+                request_serializer=None,  # callers pass serialized bytes: see Connection.call
                 response_deserializer=method.parse,
             )
             self._callables[method.path] = found
@@ -306,6 +312,9 @@ class Connection:
             raise ClosedError("the client is closed")
         pinned = self._pinned
         start = next(self._counter) if pinned is None else pinned
+        endpoint = endpoints[start % count]
+        if not endpoint.failed_at:  # the hot path: no clock read for an endpoint never failed
+            return endpoint
         now = time.monotonic()
         for offset in range(count):
             endpoint = endpoints[(start + offset) % count]
@@ -404,7 +413,7 @@ class Connection:
         target = endpoint or self.pick()
         try:
             return target.callable(method)(
-                request,
+                request.SerializeToString(),
                 timeout=deadline.remaining(),
                 metadata=self._metadata if authenticated else None,
             )
@@ -422,7 +431,7 @@ class Connection:
                 raise UnavailableError(f"endpoint {fixed.address} was removed")
 
     def _invoke(
-        self, endpoint: Endpoint, method: Method[ResponseT], request: Message, deadline: Deadline
+        self, endpoint: Endpoint, method: Method[ResponseT], request: bytes, deadline: Deadline
     ) -> ResponseT:
         """Make one attempt on `endpoint` (counted by _acquire, released here)."""
         try:
@@ -454,13 +463,15 @@ class Connection:
             address: send to this endpoint only (no failover), e.g. for maintenance calls.
         """
         self.check_open()
-        if request.ByteSize() > self.max_send_size:
+        # Serialized once, here: the size check and every attempt use the same bytes.
+        data = request.SerializeToString()
+        if len(data) > self.max_send_size:
             raise RequestTooLargeError(
-                f"request of {request.ByteSize()} bytes exceeds max_call_send_msg_size "
+                f"request of {len(data)} bytes exceeds max_call_send_msg_size "
                 f"({self.max_send_size})"
             )
         deadline = self.deadline(timeout)
-        started = time.monotonic()
+        started: float | None = None  # when the first attempt failed (read only on failure)
         fixed = self.endpoint(address) if address is not None else None
         backoff = _RETRY_BACKOFF
         reauthenticated = False
@@ -468,7 +479,7 @@ class Connection:
             endpoint = self._acquire(fixed)
             generation = self._token_generation
             try:
-                return self._invoke(endpoint, method, request, deadline)
+                return self._invoke(endpoint, method, data, deadline)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
                 cause: BaseException = err
@@ -488,7 +499,9 @@ class Connection:
                     raise error from cause
             elif not (fixed is None and idempotent and self._read_retryable(error)):
                 raise error from cause
-            if not deadline.bounded and time.monotonic() - started > self.dial_timeout:
+            if started is None:
+                started = time.monotonic()
+            elif not deadline.bounded and time.monotonic() - started > self.dial_timeout:
                 raise error from cause
             if self.closed.wait(deadline.left_or(backoff)):
                 raise ClosedError("the client is closed") from cause

@@ -25,22 +25,33 @@ from etcd_layers.base.responses import (
 
 
 def range_request(op: GetOp) -> rpc_pb2.RangeRequest:
-    """Return the RangeRequest for a get."""
-    return rpc_pb2.RangeRequest(
-        key=op.key,
-        range_end=op.range_end,
-        limit=op.limit,
-        revision=op.revision,
-        sort_order=op.sort_order,  # type: ignore[arg-type]  # IntEnum values are the wire values
-        sort_target=op.sort_target,  # type: ignore[arg-type]  # likewise
-        serializable=op.serializable,
-        keys_only=op.keys_only,
-        count_only=op.count_only,
-        min_mod_revision=op.min_mod_revision,
-        max_mod_revision=op.max_mod_revision,
-        min_create_revision=op.min_create_revision,
-        max_create_revision=op.max_create_revision,
-    )
+    """Return the RangeRequest for a get (only non-default fields are set: the hot path)."""
+    request = rpc_pb2.RangeRequest(key=op.key)
+    if op.range_end:
+        request.range_end = op.range_end
+    if op.limit:
+        request.limit = op.limit
+    if op.revision:
+        request.revision = op.revision
+    if op.sort_order:
+        request.sort_order = op.sort_order  # type: ignore[assignment]  # IntEnum = wire value
+    if op.sort_target:
+        request.sort_target = op.sort_target  # type: ignore[assignment]  # likewise
+    if op.serializable:
+        request.serializable = True
+    if op.keys_only:
+        request.keys_only = True
+    if op.count_only:
+        request.count_only = True
+    if op.min_mod_revision:
+        request.min_mod_revision = op.min_mod_revision
+    if op.max_mod_revision:
+        request.max_mod_revision = op.max_mod_revision
+    if op.min_create_revision:
+        request.min_create_revision = op.min_create_revision
+    if op.max_create_revision:
+        request.max_create_revision = op.max_create_revision
+    return request
 
 
 def put_request(op: PutOp) -> rpc_pb2.PutRequest:

@@ -84,7 +84,10 @@ def check_int(value: object, name: str) -> int:
         ValueError: negative.
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be int, not {type(value).__name__}")
+        # `put(k, v, lease=cli.grant(10))` is an easy slip (python-etcd3 takes a Lease object
+        # there): name the attribute that holds the int.
+        hint = " (pass its .id)" if isinstance(getattr(value, "id", None), int) else ""
+        raise TypeError(f"{name} must be int, not {type(value).__name__}{hint}")
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
     return value
@@ -143,8 +146,8 @@ def key_range(
     if from_key:
         return (raw_key or KEYSPACE_END), KEYSPACE_END
     if not raw_key:
-        if end:
-            return KEYSPACE_END, end  # [b"", end) is every key below end
+        # A range_end does not make an empty key valid: etcd refuses key b"" whatever its
+        # range_end ("key is not provided"), and clientv3 refuses it before sending.
         raise EmptyKeyError("key must not be empty (use prefix=True or from_key=True for all keys)")
     return raw_key, end
 
@@ -173,6 +176,29 @@ class Op:
         max_create_revision: int = 0,
     ) -> GetOp:
         """Return a range request; arguments as `KV.get`."""
+        if (
+            range_end is None
+            and prefix is False
+            and from_key is False
+            and serializable is False
+            and keys_only is False
+            and count_only is False
+            and sort_order is None
+            and sort_target is None
+            and type(limit) is type(revision) is int  # bool is refused by the full checks
+            and type(min_mod_revision) is type(max_mod_revision) is int
+            and type(min_create_revision) is type(max_create_revision) is int
+            and not (limit or revision or min_mod_revision or max_mod_revision)
+            and not (min_create_revision or max_create_revision)
+        ):
+            # The common single-key read, with every option at its default: nothing else to
+            # check. It is every layer's hot path, so it skips the general checks below.
+            raw_key = key if type(key) is bytes else to_bytes(key, name="key")
+            if not raw_key:
+                raise EmptyKeyError(
+                    "key must not be empty (use prefix=True or from_key=True for all keys)"
+                )
+            return GetOp(raw_key)
         begin, end = key_range(key, range_end, prefix, from_key)
         order = (
             SortOrder.NONE
@@ -362,6 +388,15 @@ class Compare:
     target: CompareTarget
     result: CompareResult
     target_value: bytes | int  # bytes for VALUE, an int for every other target
+
+    def __bool__(self) -> bool:
+        # `Compare.version(k) == 0` builds a comparison for the server; it is not a test. As a
+        # condition (`if ...`) it would always hold, and `a == x and b > y` would keep only the
+        # second comparison, silently: both are refused here.
+        raise TypeError(
+            "a Compare has no truth value: it is evaluated by the server; pass it in "
+            "txn(compare=[...]), listing several to require them all"
+        )
 
     @staticmethod
     def value(
