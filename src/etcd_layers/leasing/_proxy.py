@@ -1,0 +1,403 @@
+"""LeasingKV: the wrapt shell that serves owned keys from memory and writes through the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Final, Protocol, TypeVar, overload, runtime_checkable
+
+import wrapt
+
+from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.ops import (
+    Compare,
+    DeleteOp,
+    GetOp,
+    Op,
+    PutOp,
+    SortOrder,
+    SortTarget,
+    TxnOp,
+    check_timeout,
+)
+from etcd_layers.base.protocols import KV, Lease, Watcher
+from etcd_layers.base.responses import (
+    DeleteResponse,
+    EventType,
+    GetResponse,
+    PutResponse,
+    Response,
+    TxnResponse,
+)
+from etcd_layers.errors import (
+    CompactedError,
+    DeadlineExceededError,
+    LeaseNotFoundError,
+    UnavailableError,
+)
+from etcd_layers.leasing._cache import LeaseCache, LeasingStats, Lookup
+from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
+from etcd_layers.leasing._protocol import (
+    Acquired,
+    Flow,
+    WaitForDeletes,
+    acquire,
+    guarded_write,
+    probe_ops,
+    read_probe,
+    written_keys,
+)
+from etcd_layers.leasing._session import LeasingBackend, Ownership
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+_T = TypeVar("_T")
+_R = TypeVar("_R", bound=Response)
+
+_ZERO: Final = 0  # compared by identity on the fast path: anything else takes the slow path
+_WAIT_SLICE: Final = 0.5  # seconds between checks while waiting for an owner to let go
+
+
+@runtime_checkable
+class LeasingClient(KV, Watcher, Lease, Protocol):
+    """What `leasing.wrap` returns: a KV that also forwards Watcher and Lease calls."""
+
+    @property
+    def stats(self) -> LeasingStats:
+        """A snapshot of the leasing client's counters."""
+        ...
+
+    @property
+    def session_lease_id(self) -> int:
+        """The session lease the leasing keys are attached to (0 while there is none)."""
+        ...
+
+    def close(self) -> None:
+        """Give up every leasing key and end the session; the client underneath stays open."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
+    """A KV that serves the keys it owns from memory (see `leasing.wrap`).
+
+    Watcher and Lease calls, `compact` and everything else reach the wrapped client as they
+    are: keys need no translation here.
+    """
+
+    def __init__(
+        self,
+        backend: LeasingBackend,
+        prefix: bytes,
+        *,
+        ttl: int,
+        max_keys: int | None,
+        timeout: float | None,
+    ) -> None:
+        super().__init__(backend)
+        self._self_backend = backend  # the same object as __wrapped__, typed
+        self._self_prefix = prefix
+        self._self_cache = LeaseCache(max_keys)
+        self._self_ownership = Ownership(backend, self._self_cache, prefix, ttl)
+        try:
+            self._self_ownership.start(timeout)
+        except BaseException:
+            self._self_ownership.stop(revoke=True)
+            raise
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> LeasingStats:
+        """A snapshot of this client's counters (hits, misses, acquisitions, revocations ...)."""
+        return self._self_cache.stats()
+
+    @property
+    def session_lease_id(self) -> int:
+        """The session lease our leasing keys are attached to (0 while there is none)."""
+        return self._self_ownership.lease_id
+
+    def close(self) -> None:
+        """Give up every leasing key (by revoking the session lease) and stop caching.
+
+        As clientv3's close function, this leaves the client underneath open (it was lent to
+        the layer): later calls go to the server, and writes still revoke other owners first.
+        Idempotent.
+        """
+        self._self_ownership.stop(revoke=True)
+
+    def __enter__(self) -> Self:
+        return self  # wrapt forwards __enter__, so `with` would hand out the inner client
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- KV ------------------------------------------------------------------------------
+
+    def get(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: SortOrder | None = None,
+        sort_target: SortTarget | None = None,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+        timeout: float | None = None,
+    ) -> GetResponse:
+        if (
+            range_end is None
+            and prefix is False
+            and from_key is False
+            and limit is _ZERO
+            and revision is _ZERO
+            and sort_order is None
+            and sort_target is None
+            and _is_bool(serializable)
+            and keys_only is False
+            and count_only is False
+            and min_mod_revision is _ZERO
+            and max_mod_revision is _ZERO
+            and min_create_revision is _ZERO
+            and max_create_revision is _ZERO
+            and timeout is None
+        ):
+            # A plain get needs no checks beyond the key's type: the shared answer, as is.
+            raw = key if type(key) is bytes else key.encode() if type(key) is str else None
+            if raw is not None:
+                cached = self._self_cache.lookup(raw)
+                if cached is not None:
+                    return cached
+        op = Op.get(
+            key,
+            range_end=range_end,
+            prefix=prefix,
+            from_key=from_key,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        )
+        return self._get(op, check_timeout(timeout))
+
+    def put(
+        self,
+        key: StrOrBytes,
+        value: StrOrBytes,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+        timeout: float | None = None,
+    ) -> PutResponse:
+        op = Op.put(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        return _expect(self._write(op, check_timeout(timeout)), PutResponse)
+
+    def delete(
+        self,
+        key: StrOrBytes,
+        *,
+        range_end: StrOrBytes | None = None,
+        prefix: bool = False,
+        from_key: bool = False,
+        prev_kv: bool = False,
+        timeout: float | None = None,
+    ) -> DeleteResponse:
+        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        return _expect(self._write(op, check_timeout(timeout)), DeleteResponse)
+
+    def txn(
+        self,
+        compare: Iterable[Compare] = (),
+        success: Iterable[Op] = (),
+        failure: Iterable[Op] = (),
+        *,
+        timeout: float | None = None,
+    ) -> TxnResponse:
+        return self._txn(Op.txn(compare, success, failure), check_timeout(timeout))
+
+    @overload
+    def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
+    @overload
+    def do(self, op: PutOp, *, timeout: float | None = None) -> PutResponse: ...
+    @overload
+    def do(self, op: DeleteOp, *, timeout: float | None = None) -> DeleteResponse: ...
+    @overload
+    def do(self, op: TxnOp, *, timeout: float | None = None) -> TxnResponse: ...
+    @overload
+    def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
+    def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        timeout = check_timeout(timeout)
+        if isinstance(op, GetOp):
+            return self._get(op, timeout)
+        if isinstance(op, TxnOp):
+            return self._txn(op, timeout)
+        if isinstance(op, (PutOp, DeleteOp)):
+            return self._write(op, timeout)
+        raise TypeError(f"op must be an Op built by Op.get/put/delete/txn, not {type(op).__name__}")
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _get(self, op: GetOp, timeout: float | None) -> GetResponse:
+        deadline = Deadline(timeout)
+        cache = self._self_cache
+        if not answerable(op):  # ranges, past revisions and counts are the server's
+            cache.count_miss()
+            return _expect(self._send(op, deadline), GetResponse)
+        found, answer = cache.answer(op)
+        if answer is not None:
+            return answer
+        # A serializable read of a key we do not own skips acquiring, as clientv3 does: it
+        # asked not to wait for a quorum, and acquiring is a write.
+        if found is Lookup.HELD or op.serializable:
+            return _expect(self._send(op, deadline), GetResponse)
+        lease_id = cache.may_acquire(op.key)
+        if not lease_id:
+            return _expect(self._send(op, deadline), GetResponse)
+        acquired = self._acquire(op.key, lease_id, deadline)
+        return answer_get(op, acquired.kv, acquired.response.header)
+
+    def _acquire(self, key: bytes, lease_id: int, deadline: Deadline) -> Acquired:
+        cache = self._self_cache
+        try:
+            acquired = self._drive(acquire(self._self_prefix, key, lease_id), deadline)
+        except LeaseNotFoundError:
+            self._self_ownership.lost(lease_id)
+            acquired = self._probe(key, 0, deadline)
+        except UnavailableError:
+            # The acquire txn writes, so the client never sends it twice: it may or may not
+            # have applied. A read tells what the key is and whether we hold it after all.
+            acquired = self._probe(key, lease_id, deadline)
+        if acquired.acquired:
+            cache.add(key, acquired, lease_id)  # refused means released, and answered anyway
+        elif acquired.held:
+            cache.release_unless_cached(key, acquired.incarnation)
+        return acquired
+
+    def _probe(self, key: bytes, lease_id: int, deadline: Deadline) -> Acquired:
+        read_key, read_holder = probe_ops(self._self_prefix, key)
+        got = _expect(self._send(read_key, deadline), GetResponse)
+        holder = _expect(self._send(read_holder, deadline), GetResponse)
+        return read_probe(got, holder, lease_id)
+
+    def _txn(self, op: TxnOp, timeout: float | None) -> TxnResponse:
+        cache = self._self_cache
+        keys = txn_keys(op)
+        snapshot = cache.snapshot(keys) if keys else None
+        if snapshot is not None:
+            answer = evaluate_txn(op, *snapshot)
+            if answer is not None:
+                cache.count_hit()
+                return answer
+        if op.is_write:
+            return _expect(self._write(op, timeout), TxnResponse)
+        cache.count_miss()
+        return _expect(self._send(op, Deadline(timeout)), TxnResponse)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _write(self, op: PutOp | DeleteOp | TxnOp, timeout: float | None) -> Response:
+        deadline = Deadline(timeout)
+        cache = self._self_cache
+        keys, ranges = written_keys(op)
+        ticket = cache.begin_writes(keys, ranges)
+        flow = guarded_write(self._self_prefix, ticket.lease_id, op, ticket.owned, ticket.refresh)
+        try:
+            written = self._drive(flow, deadline)
+        except BaseException:
+            # The write's outcome is unknown: the keys it covered are dropped and given back
+            # rather than guessed (clientv3 would send it again instead).
+            cache.end_writes(ticket, None)
+            raise
+        cache.end_writes(ticket, written)
+        return written.response
+
+    # --- driving flows -------------------------------------------------------------------
+
+    def _send(self, op: Op, deadline: Deadline) -> Response:
+        response = self._self_backend.do(op, timeout=deadline.remaining())
+        self._self_cache.raise_floor(response.header.revision)
+        return response
+
+    def _drive(self, flow: Flow[_T], deadline: Deadline) -> _T:
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, WaitForDeletes):
+                    for key in sorted(step.keys):
+                        self._wait_deleted(key, step.revision, deadline)
+                    step = flow.send(None)
+                else:
+                    step = flow.send(self._send(step, deadline))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]  # the flow's declared result
+
+    def _wait_deleted(self, key: bytes, revision: int, deadline: Deadline) -> None:
+        """Return once `key` was deleted after `revision` (or its history is compacted)."""
+        watch = self._self_backend.watch(
+            key, start_revision=revision + 1, timeout=deadline.remaining()
+        )
+        with watch:
+            while True:
+                try:
+                    response = watch.next(timeout=deadline.left_or(_WAIT_SLICE))
+                except CompactedError:
+                    return  # too old to tell: the next attempt looks at the key again
+                except DeadlineExceededError:
+                    raise
+                except TimeoutError:
+                    deadline.remaining()  # raises DeadlineExceededError once the time is spent
+                    continue
+                if any(event.type == EventType.DELETE for event in response.events):
+                    return
+
+
+def _is_bool(value: object) -> bool:
+    return type(value) is bool
+
+
+def _expect(response: Response, kind: type[_R]) -> _R:
+    if not isinstance(response, kind):
+        raise TypeError(f"expected a {kind.__name__}, got a {type(response).__name__}")
+    return response

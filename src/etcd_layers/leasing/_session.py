@@ -1,0 +1,306 @@
+"""Ownership in the background: the session lease, the revocation watch and the releases.
+
+Three threads per leasing client, each with its own job and all stopped by `stop()`:
+
+* `etcd_layers.leasing.session` keeps the session lease alive with one renewal every third
+  of its TTL, timing each from the moment the request was *sent*, so that memory answers only
+  while the lease cannot have expired on the server (etcd issue 19091: clientv3 never checks).
+  A lost lease clears the cache at once and a new one is granted.
+* `etcd_layers.leasing.watch` watches the leasing prefix: a REVOKE on one of our leasing keys
+  makes the cache forget the key and queues the delete that lets the writer proceed. If the
+  watch fails (it may have missed events), everything cached is dropped and given back.
+* `etcd_layers.leasing.release` deletes the leasing keys the cache gave up (revoked, evicted,
+  or of unknown state), each guarded by its create revision so a retry is always safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, Protocol, runtime_checkable
+
+from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.protocols import KV, Lease, Watch, Watcher
+from etcd_layers.base.responses import Event, EventType
+from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
+from etcd_layers.leasing._cache import LeaseCache
+from etcd_layers.leasing._protocol import REVOKE, release_txn
+
+logger = logging.getLogger(__name__)
+
+# Memory stops answering this long before the lease could expire on the server: a tenth of
+# the TTL for clock-rate differences, plus a fixed allowance for scheduling delays.
+MARGIN_FRACTION: Final = 0.1
+MARGIN_SECONDS: Final = 0.25
+BACKGROUND_TIMEOUT: Final = 5.0  # seconds for any one request of a background thread
+RETRY_BACKOFF: Final = 0.1
+MAX_RETRY_BACKOFF: Final = 1.0
+_POLL: Final = 0.5
+_REMEMBERED_LEASES: Final = 8
+
+
+@runtime_checkable
+class LeasingBackend(KV, Watcher, Lease, Protocol):
+    """What the leasing layer needs below it: a Client, or a layer stacked on one."""
+
+
+def serving_window(ttl: float) -> float:
+    """Return how long after a renewal is sent memory may answer, for a lease of `ttl` s."""
+    return max(0.0, ttl - ttl * MARGIN_FRACTION - MARGIN_SECONDS)
+
+
+class Ownership:
+    """The background side of a leasing client (see the module docstring).
+
+    Args:
+        backend: the client below the layer.
+        cache: the leasing cache to keep true.
+        prefix: the leasing prefix.
+        ttl: the session lease's TTL in seconds.
+        clock: the monotonic clock.
+    """
+
+    def __init__(
+        self,
+        backend: LeasingBackend,
+        cache: LeaseCache,
+        prefix: bytes,
+        ttl: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backend = backend
+        self._cache = cache
+        self._prefix = prefix
+        self._ttl = ttl
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lease_id = 0
+        self._granted_ttl = ttl
+        self._last_sent = 0.0  # when the last renewal that succeeded was sent
+        self._ours: tuple[int, ...] = ()  # current and recent session leases, newest first
+        self._watch: Watch | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self, timeout: float | None) -> None:
+        """Grant the session lease and start watching, then start the threads.
+
+        Raises:
+            DeadlineExceededError: not done within `timeout`.
+        """
+        deadline = Deadline(timeout)
+        self._grant(deadline.remaining())
+        self._watch = self._backend.watch(self._prefix, prefix=True, timeout=deadline.remaining())
+        self._cache.set_watching(watching=True)
+        for job, target in (
+            ("session", self._run_session),
+            ("watch", self._run_watch),
+            ("release", self._run_release),
+        ):
+            thread = threading.Thread(target=target, name=f"etcd_layers.leasing.{job}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, *, revoke: bool) -> None:
+        """Stop the threads; with `revoke`, revoke the session lease (deleting its keys)."""
+        self._stop.set()
+        self._wake.set()
+        self._cache.close()
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+        self._threads.clear()
+        lease_id, self._lease_id = self._lease_id, 0
+        if revoke and lease_id:
+            try:
+                self._backend.revoke(lease_id, timeout=min(BACKGROUND_TIMEOUT, self._ttl))
+            except LeaseNotFoundError:
+                pass  # already gone, and its keys with it
+            except EtcdError:
+                # Its leasing keys go when the lease expires; writers wait until then.
+                logger.warning("could not revoke leasing session lease %x", lease_id)
+
+    def _client_closed(self) -> None:
+        # The client underneath was closed: nothing can be renewed, watched or released any
+        # more, so memory stops answering now and every thread ends.
+        logger.info("the client under a leasing client was closed; leasing stops")
+        self._stop.set()
+        self._wake.set()
+        self._cache.close()
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
+
+    def lost(self, lease_id: int) -> None:
+        """An operation found `lease_id` missing: check the session now."""
+        if lease_id == self._lease_id:
+            self._wake.set()
+
+    @property
+    def lease_id(self) -> int:
+        """The current session lease (0: none)."""
+        return self._lease_id
+
+    # --- session -------------------------------------------------------------------------
+
+    def _grant(self, timeout: float | None) -> None:
+        sent = self._clock()
+        granted = self._backend.grant(self._ttl, timeout=timeout)
+        self._lease_id, self._granted_ttl, self._last_sent = granted.id, granted.ttl, sent
+        self._ours = (granted.id, *self._ours)[:_REMEMBERED_LEASES]
+        self._cache.start_session(granted.id, sent + serving_window(granted.ttl))
+
+    def _run_session(self) -> None:
+        backoff = RETRY_BACKOFF
+        while not self._stop.is_set():
+            if not self._lease_id:
+                try:
+                    self._grant(BACKGROUND_TIMEOUT)
+                    backoff = RETRY_BACKOFF
+                except CanceledError:
+                    self._client_closed()
+                    return
+                except EtcdError:
+                    logger.debug("granting a leasing session lease failed", exc_info=True)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                continue
+            due = self._last_sent + self._granted_ttl / 3
+            if self._wake.wait(max(0.0, due - self._clock())):
+                self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._renew():
+                backoff = RETRY_BACKOFF
+            else:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+
+    def _renew(self) -> bool:
+        lease_id = self._lease_id
+        sent = self._clock()
+        timeout = max(0.2, min(BACKGROUND_TIMEOUT, self._granted_ttl / 4))
+        try:
+            renewal = self._backend.keep_alive_once(lease_id, timeout=timeout)
+        except LeaseNotFoundError:
+            self._lose(lease_id)
+            return True
+        except CanceledError:
+            self._client_closed()
+            return True
+        except EtcdError:
+            if self._clock() - self._last_sent >= self._granted_ttl:
+                self._lose(lease_id)  # no renewal confirmed within the TTL: it may be gone
+                return True
+            return False
+        self._last_sent, self._granted_ttl = sent, renewal.ttl
+        self._cache.renewed(lease_id, sent + serving_window(renewal.ttl))
+        return True
+
+    def _lose(self, lease_id: int) -> None:
+        self._cache.end_session(lease_id)
+        self._lease_id = 0
+        logger.info("leasing session lease %x lost; the cache was cleared", lease_id)
+        try:  # if it still exists, its leasing keys would hold writers up until it expires
+            self._backend.revoke(lease_id, timeout=min(BACKGROUND_TIMEOUT, self._ttl / 2))
+        except EtcdError:
+            logger.debug("revoking a lost session lease failed", exc_info=True)
+
+    # --- revocation watch ----------------------------------------------------------------
+
+    def _run_watch(self) -> None:
+        backoff = RETRY_BACKOFF
+        while not self._stop.is_set():
+            watch = self._watch
+            if watch is None:
+                try:
+                    watch = self._restart_watch()
+                    backoff = RETRY_BACKOFF
+                except CanceledError:
+                    self._client_closed()
+                    return
+                except EtcdError:
+                    logger.debug("restarting the leasing watch failed", exc_info=True)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                    continue
+            try:
+                for response in watch:
+                    for event in response.events:
+                        self._on_event(event)
+            except CanceledError:
+                if not self._stop.is_set():
+                    self._client_closed()
+                return
+            except EtcdError:
+                if self._stop.is_set():
+                    return
+                # Events may be lost (compaction, for one): whatever we cache may have been
+                # revoked unseen, so give everything back and start afresh.
+                logger.warning("the leasing watch failed; dropping the cache", exc_info=True)
+                self._cache.set_watching(watching=False)
+                watch.cancel()
+                self._watch = None
+                continue
+            # Iteration ends after our cancel(), or when the client underneath was closed.
+            if not self._stop.is_set():
+                self._client_closed()
+            return
+
+    def _restart_watch(self) -> Watch:
+        watch = self._backend.watch(self._prefix, prefix=True, timeout=BACKGROUND_TIMEOUT)
+        self._watch = watch
+        if self._stop.is_set():
+            watch.cancel()
+            return watch
+        self._cache.set_watching(watching=True)
+        # Our leasing keys that nothing caches (the cache was dropped) go back to the server.
+        listing = self._backend.get(self._prefix, prefix=True, timeout=BACKGROUND_TIMEOUT)
+        for kv in listing.kvs:
+            if kv.lease and kv.lease in self._ours:
+                self._cache.release_unless_cached(kv.key[len(self._prefix) :], kv.create_revision)
+        return watch
+
+    def _on_event(self, event: Event) -> None:
+        kv = event.kv
+        if not kv.key.startswith(self._prefix):
+            return
+        key = kv.key[len(self._prefix) :]
+        if event.type == EventType.DELETE:
+            self._cache.forget(key, kv.mod_revision)
+        elif kv.value == REVOKE and kv.lease and kv.lease in self._ours:
+            self._cache.revoke(key, kv.create_revision, kv.mod_revision)
+        elif kv.lease not in self._ours or not kv.lease:
+            self._cache.forget(key, kv.create_revision)  # someone else owns it now
+
+    # --- releases ------------------------------------------------------------------------
+
+    def _run_release(self) -> None:
+        backoff = RETRY_BACKOFF
+        while not self._stop.is_set():
+            release = self._cache.next_release(_POLL)
+            if release is None:
+                continue
+            try:
+                self._backend.do(
+                    release_txn(self._prefix, release.key, release.incarnation),
+                    timeout=BACKGROUND_TIMEOUT,
+                )
+                backoff = RETRY_BACKOFF
+            except CanceledError:
+                self._client_closed()
+                return
+            except EtcdError:
+                # Guarded by the create revision, so sending it again can never do harm.
+                logger.debug("releasing a leasing key failed; retrying", exc_info=True)
+                self._cache.retry_release(release)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
