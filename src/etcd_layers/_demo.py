@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Final, TextIO, TypeVar
 
 from etcd_layers import Client, Op, leasing, namespace, ordering
-from etcd_layers.base import KV, GetOp, Response
-from etcd_layers.testing import EtcdCluster
+from etcd_layers.base import KV, Response
+from etcd_layers.testing import EtcdCluster, Member
 
 T = TypeVar("T")
 _SPINNER: Final = "|/-\\"
@@ -68,7 +68,9 @@ class _Narrator:
             done.set()
             if interactive:
                 spinner.join()
-            self.out.write(f"\r{label} ... done in {time.monotonic() - started:.1f}s\n")
+            elapsed = time.monotonic() - started
+            prefix = f"\r{label} ..." if interactive else ""
+            self.out.write(f"{prefix} done in {elapsed:.1f}s\n")
             self.out.flush()
 
 
@@ -188,52 +190,60 @@ def _step_leasing(narrator: _Narrator, cli: Client, root: bytes, reads: int) -> 
         )
 
 
-def _step_ordering(narrator: _Narrator, cluster: object, root: bytes) -> None:
-    assert isinstance(cluster, EtcdCluster)
+def _step_ordering(narrator: _Narrator, cluster: EtcdCluster, root: bytes) -> None:
     narrator.heading("ordering: catching a stale read and recovering")
-    stale, *fresh = cluster.members
+    # Cut off a follower: isolating the leader would stall writes through an election.
+    leader = cluster.leader()
+    stale = next(m for m in cluster.members if m is not leader)
+    first, second = [m for m in cluster.members if m is not stale]
     key = root + b"orders/total"
-    log: list[tuple[str, int, int, str]] = []
+    log: list[tuple[str, str, int, str]] = []
+    names = {m.endpoint: m.name for m in cluster.members}
+    # The reader's endpoints, in order: a fresh member, the one about to fall behind, another
+    # fresh one. Client.switch_endpoint() pins calls to the next one in that order.
+    order = [first.endpoint, stale.endpoint, second.endpoint]
     with (
-        Client([m.endpoint for m in fresh], timeout=10) as writer,
-        Client([stale.endpoint, *(m.endpoint for m in fresh)], timeout=10) as reader,
+        Client([first.endpoint, second.endpoint], timeout=10) as writer,
+        Client(order, timeout=10) as reader,
     ):
         writer.put(key, "1")
-        policy = ordering.switch_endpoints(reader)
-
-        def on_violation(op: Op, response: Response, prev_revision: int) -> None:
-            log.append(
-                ("stale answer", response.header.member_id, response.header.revision, "retry")
-            )
-            policy(op, response, prev_revision)
-
-        checked = ordering.wrap(reader, on_violation=on_violation)
-        seen = checked.get(key).header.revision
         narrator.progress(
             f"Cutting member {stale.name} off from its peers and writing 20 more revisions",
             lambda: _partition_and_write(cluster, stale, writer, key),
         )
-        latest = writer.get(key).header.revision
-        narrator.say(
-            f"The reader has seen revision {seen}; the cluster is at {latest}; "
-            f"{stale.name} is stuck behind."
-        )
-        reader.set_endpoints(stale.endpoint, *(m.endpoint for m in fresh))
-        op = Op.get(key, serializable=True)
-        response = checked.do(op)
-        assert isinstance(op, GetOp)
-        log.append(("accepted", response.header.member_id, response.header.revision, "ok"))
-        narrator.table(["answer", "member id", "revision", "action"], log)
-        narrator.say(
-            f"Value read: {response.kvs[0].value!r} at revision {response.header.revision} "
-            "(never older than what this client had already seen)."
-        )
+        policy = ordering.switch_endpoints(reader)
+        pinned = [""]
+
+        def on_violation(op: Op, response: Response, prev_revision: int) -> None:
+            log.append(
+                (names[pinned[0]], "stale answer", response.header.revision, "switch endpoint")
+            )
+            policy(op, response, prev_revision)  # moves the reader to its next endpoint
+            pinned[0] = order[(order.index(pinned[0]) + 1) % len(order)]
+
+        checked = ordering.wrap(reader, on_violation=on_violation)
+        while reader.switch_endpoint() != first.endpoint:
+            pass
+        seen = checked.get(key).header.revision
+        log.append((first.name, "linearizable get", seen, "accepted"))
+        pinned[0] = reader.switch_endpoint()  # now the member that is behind
+        response = checked.do(Op.get(key, serializable=True))
+        log.append((names[pinned[0]], "serializable get", response.header.revision, "accepted"))
+        narrator.table(["member", "answer", "revision", "ordering layer"], log)
+        stale_answers = [row[2] for row in log if row[1] == "stale answer"]
+        if stale_answers:
+            narrator.say(
+                f"{stale.name} answered from revision {stale_answers[0]} after the reader had "
+                f"seen {seen}: the ordering layer caught it and the read was served again by "
+                f"{names[pinned[0]]}, value {response.kvs[0].value!r}."
+            )
+        else:
+            narrator.say(f"{stale.name} had caught up already: no stale answer this time.")
         narrator.progress("Healing the partition", cluster.heal)
 
 
-def _partition_and_write(cluster: object, stale: object, writer: Client, key: bytes) -> None:
-    assert isinstance(cluster, EtcdCluster)
-    cluster.isolate(stale)  # type: ignore[arg-type]  # a Member of that cluster
+def _partition_and_write(cluster: EtcdCluster, stale: Member, writer: Client, key: bytes) -> None:
+    cluster.isolate(stale)
     for i in range(20):
         writer.put(key, str(i + 2))
 
