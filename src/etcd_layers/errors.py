@@ -251,7 +251,11 @@ class SnapshotError(EtcdError):
 
 
 class NotCapableError(EtcdError):
-    """The cluster's version does not support the request."""
+    """The cluster's version does not support the request.
+
+    etcd says so itself ("etcdserver: not capable"), or an older server does not know the
+    RPC at all (gRPC UNIMPLEMENTED), as etcd 3.4 answers `auth_status`, added in 3.5.
+    """
 
 
 class RequestTimeoutError(EtcdError):
@@ -381,6 +385,9 @@ _BY_CODE: Final[dict[grpc.StatusCode, type[EtcdError]]] = {  # when the message 
     grpc.StatusCode.UNAUTHENTICATED: InvalidAuthTokenError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequestsError,
     grpc.StatusCode.OUT_OF_RANGE: CompactedError,
+    # An RPC the server predates (etcd 3.4 has no Auth/AuthStatus). clientv3 passes the bare
+    # gRPC status through; we give it the class etcd uses for "your version cannot do that".
+    grpc.StatusCode.UNIMPLEMENTED: NotCapableError,
 }
 
 # gRPC's own wording when a message exceeds a size limit, on either side of the call.

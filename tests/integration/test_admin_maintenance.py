@@ -10,7 +10,7 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Endpoint
 from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._proto import rpc_pb2
-from etcd_layers.testing import EtcdCluster, Member, find_etcd_tool, wait_until
+from etcd_layers.testing import EtcdCluster, Member, find_etcd_tool, requires_etcd, wait_until
 from etcd_layers.testing.plugin import EtcdClusterFactory
 
 TIMEOUT = 10.0
@@ -170,9 +170,15 @@ def test_move_leader_to_a_stranger_raises_bad_transferee(client: Client) -> None
 
 def test_alarm_list_is_empty_on_a_healthy_cluster(client: Client) -> None:
     """No member of a healthy cluster has raised an alarm."""
-    response = client.alarm_list()
-    assert response.alarms == []
-    assert response.header.cluster_id != 0
+    assert client.alarm_list().alarms == []
+
+
+@requires_etcd(3, 5, reason="etcd 3.4 leaves the AlarmResponse header empty")
+def test_alarm_list_answers_with_a_header(client: Client) -> None:
+    """The alarm list carries the answering member's header, like every response."""
+    header = client.alarm_list().header
+    assert header.cluster_id != 0
+    assert header.member_id != 0
 
 
 def test_nospace_alarm_is_disarmed_after_compaction_and_defragment(
@@ -266,12 +272,17 @@ class CuttingRelay:
 
     It cuts a real stream at a fixed point, whatever the machine's load: the rig's proxy
     can only drop connections at a moment, by which time gRPC may have buffered it all.
+    After `limit` bytes it holds the stream and resets only once `cut_when()` is true (or
+    after TIMEOUT): a reset that overtakes data the client has not read yet discards it, and
+    the cut would then land before the first message instead of mid-stream.
     """
 
-    def __init__(self, target: str, limit: int) -> None:
+    def __init__(self, target: str, limit: int, cut_when: Callable[[], bool]) -> None:
         host, _, port = target.rpartition(":")
         self._target = (host, int(port))
         self._limit = limit
+        self._cut_when = cut_when
+        self._closed = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(TIMEOUT)
         self.endpoint = f"127.0.0.1:{self._listener.getsockname()[1]}"
@@ -304,11 +315,13 @@ class CuttingRelay:
             while limit is None or self.relayed < limit:  # each recv is bounded by TIMEOUT
                 data = source.recv(16 * 1024)
                 if not data:
-                    break
+                    return
                 if limit is not None:
                     data = data[: limit - self.relayed]
                     self.relayed += len(data)
                 sink.sendall(data)
+            with contextlib.suppress(AssertionError):  # cut anyway after TIMEOUT
+                wait_until(lambda: self._closed.is_set() or self._cut_when(), timeout=TIMEOUT)
         except OSError:
             pass  # the other direction closed the sockets
         finally:
@@ -319,10 +332,16 @@ class CuttingRelay:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+            # close() alone does not reset a socket that another pump thread is blocked on in
+            # recv(): the kernel keeps it open until that recv returns. SHUT_RD wakes it and
+            # sends nothing, so the reset goes out now rather than when the client next talks.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+            sock.close()
 
     def close(self) -> None:
         """Stop relaying and join the threads."""
+        self._closed.set()
         self._listener.close()
         self.close_sockets()
         for thread in self._threads:
@@ -334,8 +353,14 @@ def test_snapshot_cut_by_the_network_raises_and_leaves_no_file(
 ) -> None:
     """A connection reset mid-stream fails the snapshot; nothing is left at the path."""
     fill(client, etcd_key_prefix, 20)  # about 2 MB: far more than the relay lets through
-    relay = CuttingRelay(etcd_cluster.members[0].endpoint, limit=256 * 1024)
     path = tmp_path / "cut.db"
+
+    def under_way() -> bool:  # the client has written part of the stream to its temp file
+        with contextlib.suppress(FileNotFoundError):
+            return any(part.stat().st_size for part in tmp_path.glob(".cut.db.*.part"))
+        return False
+
+    relay = CuttingRelay(etcd_cluster.members[0].endpoint, limit=256 * 1024, cut_when=under_way)
     try:
         with pytest.raises(errors.UnavailableError):
             client.snapshot(path, endpoint=relay.endpoint, timeout=TIMEOUT)

@@ -142,7 +142,8 @@ def check_txn(
 ) -> None:
     compare_key, compare_options = compared
     if compare_options.get("from_key"):  # a Compare has no from_key: spell it as a range
-        compare_options = {"range_end": KEYSPACE_END}
+        # from_key on b"" starts at b"\x00" (an empty key with a range_end is refused).
+        compare_key, compare_options = compare_key or KEYSPACE_END, {"range_end": KEYSPACE_END}
     compare_range = (compare_key, compare_options)
     # Over a range with no keys etcd compares version 0: "> 0" holds iff the range has keys.
     holds = bool(run.expected_get(run.raw.get(run.base).header.revision, resolved(compare_range)))

@@ -146,7 +146,7 @@ def _token_rejected(server: EtcdServer, token: str) -> bool:
     """Whether a get carrying `token` is refused for its token (this probe renews a live one)."""
     with Client(server.endpoints) as probe:
         endpoint = probe._conn.endpoints[0]
-        request = rpc_pb2.RangeRequest(key=USER_PREFIX)
+        request = rpc_pb2.RangeRequest(key=USER_PREFIX).SerializeToString()
         try:
             with errors.translate_rpc_errors():
                 endpoint.callable(_methods.RANGE)(request, timeout=5, metadata=(("token", token),))

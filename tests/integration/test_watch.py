@@ -505,7 +505,7 @@ def test_watch_created_after_the_token_expired_logs_in_again(
             # This probe renews a live token, so it runs less often than tokens expire.
             with Client(auth_server.endpoints) as probe:
                 endpoint = probe._conn.endpoints[0]
-                request = rpc_pb2.RangeRequest(key=USER_PREFIX)
+                request = rpc_pb2.RangeRequest(key=USER_PREFIX).SerializeToString()
                 try:
                     with errors.translate_rpc_errors():
                         endpoint.callable(_methods.RANGE)(

@@ -38,6 +38,11 @@ def test_error_class_maps_every_etcd_message(message: str, cls: type[errors.Etcd
         ),
         (grpc.StatusCode.UNKNOWN, "something new", errors.EtcdError),
         (
+            grpc.StatusCode.UNIMPLEMENTED,
+            "unknown method AuthStatus for service etcdserverpb.Auth",  # etcd 3.4's answer
+            errors.NotCapableError,
+        ),
+        (
             grpc.StatusCode.INVALID_ARGUMENT,
             "context deadline exceeded",
             errors.DeadlineExceededError,

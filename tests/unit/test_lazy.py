@@ -47,6 +47,17 @@ def test_lazy_key_values_compare_equal_to_plain_lists_both_ways() -> None:
     assert isinstance(left, list)
 
 
+def test_lazy_key_values_compare_and_concatenate_with_each_other_unloaded() -> None:
+    """Two lazy lists compare and add as their items, though neither was used before."""
+    left, _ = _lazy(b"a")
+    right, _ = _lazy(b"a")
+    assert left == right
+    later, _ = _lazy(b"b")
+    assert left != later
+    first, _ = _lazy(b"a")
+    assert [kv.key for kv in first + later] == [b"a", b"b"]
+
+
 def test_lazy_key_values_pickle_and_copy_as_plain_lists() -> None:
     """Pickling and copying give plain lists with the same items."""
     kvs, _ = _lazy(b"a", b"b")

@@ -138,7 +138,8 @@ class AdminMixin:
         Args:
             serializable: answer from the member's local view, which may lag behind a
                 change just made elsewhere; by default the list is linearizable, as
-                clientv3 3.5 asks.
+                clientv3 3.5 asks. etcd 3.4 does not know the request's `linearizable`
+                field and always answers from the local view.
             timeout: seconds (None: the client's default).
         """
         request = rpc_pb2.MemberListRequest(
@@ -392,7 +393,7 @@ class AdminMixin:
         ) from last_error
 
     def alarm_list(self, *, timeout: float | None = None) -> AlarmResponse:
-        """List the alarms raised by any member."""
+        """List the alarms raised by any member (etcd 3.4 leaves the header empty)."""
         request = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
         message = self._conn.call(ALARM, request, check_timeout(timeout), idempotent=True)
         return alarm_response(message)
@@ -582,7 +583,11 @@ class AdminMixin:
         return AuthDisableResponse(_convert.header(message.header))
 
     def auth_status(self, *, timeout: float | None = None) -> AuthStatusResponse:
-        """Return whether auth is enabled, and the auth store's revision."""
+        """Return whether auth is enabled, and the auth store's revision.
+
+        Raises:
+            NotCapableError: the server predates etcd 3.5, which added this RPC.
+        """
         message = self._conn.call(
             AUTH_STATUS, rpc_pb2.AuthStatusRequest(), check_timeout(timeout), idempotent=True
         )

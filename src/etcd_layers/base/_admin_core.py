@@ -21,6 +21,7 @@ from etcd_layers.base.admin_responses import (
     RolePermission,
     StatusResponse,
 )
+from etcd_layers.base.keys import KEYSPACE_END, to_bytes
 from etcd_layers.base.ops import Permission, check_int, key_range
 from etcd_layers.errors import RoleEmptyError, UserEmptyError
 
@@ -261,7 +262,10 @@ def permission_range(key: object, range_end: object, prefix: object) -> tuple[by
         TypeError: a wrong type.
         ValueError: `prefix` with `range_end`; an empty key that names no range.
     """
-    return key_range(key, range_end, prefix, False)
+    if range_end is None or prefix is not False or to_bytes(key, name="key"):
+        return key_range(key, range_end, prefix, False)
+    # An empty key with a range_end: refused for KV ranges, but etcdctl's permission [b"", end).
+    return KEYSPACE_END, to_bytes(range_end, name="range_end")
 
 
 def endpoints_from_members(members: Iterable[Member]) -> list[str]:

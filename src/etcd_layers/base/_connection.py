@@ -36,7 +36,6 @@ from etcd_layers.errors import (
     AuthNotEnabledError,
     AuthOldRevisionError,
     ClosedError,
-    DeadlineExceededError,
     EtcdError,
     InvalidAuthTokenError,
     LeaderChangedError,
@@ -167,9 +166,7 @@ class Endpoint:
             self.retired = True
         self.channel.close()
 
-    def callable(
-        self, method: Method[ResponseT]
-    ) -> grpc.UnaryUnaryMultiCallable[bytes, ResponseT]:
+    def callable(self, method: Method[ResponseT]) -> grpc.UnaryUnaryMultiCallable[bytes, ResponseT]:
         """Return the cached multi-callable for `method`, taking a serialized request."""
         found = self._callables.get(method.path)
         if found is None:
@@ -483,8 +480,6 @@ class Connection:
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
                 cause: BaseException = err
-            except DeadlineExceededError:
-                raise
             if isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
                 if self.has_credentials and not reauthenticated:
                     reauthenticated = True

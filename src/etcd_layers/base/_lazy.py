@@ -60,6 +60,11 @@ def _loading(name: str) -> Callable[..., Any]:
 
     def loaded(self: LazyKeyValues, *args: Any, **kwargs: Any) -> Any:
         self._load()
+        for arg in args:
+            # list's C code reads the items of another list (subclasses included) directly,
+            # so a lazy operand (`==`, `<`, `+` ...) must be loaded too, or it looks empty.
+            if isinstance(arg, LazyKeyValues):
+                arg._load()
         return method(self, *args, **kwargs)
 
     loaded.__name__ = name

@@ -58,7 +58,12 @@ def _read_file(path: object, name: str) -> bytes | None:
         return None
     if not isinstance(path, (str, Path)):
         raise TypeError(f"{name} must be a path (str or Path), not {type(path).__name__}")
-    return Path(path).read_bytes()
+    data = Path(path).read_bytes()
+    if b"-----BEGIN " not in data:
+        # gRPC only reads PEM; given anything else it fails every handshake, which would
+        # surface as an UnavailableError after dial_timeout that names no file.
+        raise ValueError(f"{name} {str(path)!r} is not a PEM file")
+    return data
 
 
 def _positive_number(value: object, name: str, *, optional: bool) -> float | None:
@@ -83,7 +88,7 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
 
     Args:
         endpoints: `host:port` of one or more members (an http:// or https:// scheme is
-            accepted and stripped).
+            accepted and stripped); a single str may list several, separated by commas.
         dial_timeout: seconds to wait for a first connection.
         timeout: the default deadline of every call, in seconds (None: no deadline).
         username: log in as this user.
@@ -102,6 +107,13 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
         keepalive_time: seconds between HTTP/2 keep-alive pings (None: gRPC's default).
         keepalive_timeout: seconds to wait for a ping's answer before the connection is
             considered dead.
+
+    Raises:
+        TypeError: an argument of the wrong type (before any I/O).
+        ValueError: a bad value, such as `cert` without `key`, a certificate file that is not
+            PEM, or `username` without `password` (before any I/O).
+        UnavailableError: no endpoint answered within `dial_timeout`.
+        AuthFailedError: the user name or password is wrong.
     """
 
     def __init__(
@@ -139,6 +151,9 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
         sync_interval = _positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
         ping = _positive_number(keepalive_time, "keepalive_time", optional=True)
         ping_timeout = _positive_number(keepalive_timeout, "keepalive_timeout", optional=True)
+        if (cert is None) != (key is None):
+            # gRPC's C core aborts the whole process when given a key without its certificate.
+            raise ValueError("cert and key must be given together (TLS client authentication)")
         tls: TLSConfig | None = None
         if secure or any(v is not None for v in (ca_cert, cert, key)):
             tls = TLSConfig(
@@ -187,7 +202,9 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
     @staticmethod
     def _parse_endpoints(endpoints: object) -> tuple[list[str], bool]:
         if isinstance(endpoints, str):
-            endpoints = [endpoints]
+            # One string may list several endpoints separated by commas, as etcdctl's
+            # --endpoints and $ETCDCTL_ENDPOINTS do.
+            endpoints = [part for part in endpoints.split(",") if part.strip()]
         if isinstance(endpoints, bytes) or not isinstance(endpoints, Iterable):
             raise TypeError(f"endpoints must be a list of str, not {type(endpoints).__name__}")
         parsed = [parse_endpoint(endpoint) for endpoint in endpoints]
@@ -224,6 +241,13 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
             CanceledError: the client is closed.
         """
         return self._conn.switch_endpoint()
+
+    def __repr__(self) -> str:
+        conn: Connection | None = getattr(self, "_conn", None)  # None: __init__ failed early
+        if conn is None:
+            return "<Client (not connected)>"
+        state = " closed" if conn.closed.is_set() else ""
+        return f"<Client endpoints={conn.addresses!r}{state}>"
 
     def close(self) -> None:
         """End every watch and keep-alive and close the connections (idempotent)."""

@@ -116,16 +116,23 @@ class Mutex:
             DeadlineExceededError: the lock was not acquired within `timeout` (a TimeoutError).
             SessionExpiredError: the session ended, or its key was deleted, while waiting.
         """
-        deadline = Deadline(check_timeout(timeout))
+        timeout = check_timeout(timeout)
+        deadline = Deadline(timeout)
         queued = self._enqueue(deadline)
         if queued.holds:
             self._holding = _Holding(queued.revision, queued.header)
             return
         try:
             turn = wait_for_turn(self._session, self._contenders, self._key, queued, deadline)
-        except BaseException:
+        except BaseException as err:
             if queued.created:
                 withdraw(self._session, self._key, queued)
+            if isinstance(err, DeadlineExceededError) and deadline.expired():
+                # The wait's own message speaks of watches; say what the caller asked for.
+                raise DeadlineExceededError(
+                    f"lock {self._contenders[:-1]!r} not acquired within {timeout:g}s: "
+                    "another session holds it or queued first"
+                ) from err
             raise
         self._holding = _Holding(queued.revision, turn.header)
 

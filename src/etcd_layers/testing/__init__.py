@@ -18,12 +18,18 @@ Start a cluster, reach it through its proxies, and break it on purpose::
 
 `EtcdServer()` is the one-member case. The pytest plugin (`etcd_layers.testing.plugin`,
 registered as an entry point) provides the fixtures `etcd_server`, `etcd_cluster`,
-`etcd_cluster_factory`, `etcd_client` and `etcd_key_prefix`.
+`etcd_cluster_factory`, `etcd_client` and `etcd_key_prefix`. `requires_etcd(3, 5, reason=...)`
+skips a test of a server feature that an older etcd (such as `$ETCD_BIN` set to 3.4) lacks.
 """
 
 from __future__ import annotations
 
 from etcd_layers.testing._faultproxy import FaultProxy, RequestHead
+from etcd_layers.testing._versions import (
+    etcd_binary_version,
+    requires_etcd,
+    requires_etcd_before,
+)
 from etcd_layers.testing._wait import wait_until
 from etcd_layers.testing.cluster import ClientOptions, EtcdCluster, EtcdServer
 from etcd_layers.testing.server import (
@@ -51,10 +57,13 @@ __all__ = [
     "RequestHead",
     "TLSFiles",
     "b64",
+    "etcd_binary_version",
     "etcd_version",
     "find_etcd_binary",
     "find_etcd_tool",
     "generate_tls_files",
+    "requires_etcd",
+    "requires_etcd_before",
     "unb64",
     "wait_until",
 ]
