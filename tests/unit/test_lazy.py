@@ -94,3 +94,12 @@ def test_lazy_key_values_mutation_works_after_load() -> None:
     kvs.append(KeyValue(b"z"))
     assert [kv.key for kv in kvs] == [b"a", b"z"]
     assert repr(kvs).startswith("[KeyValue(")
+
+
+def test_lazy_key_values_of_a_lazy_list_stay_lazy_and_load_through() -> None:
+    """A lazy list mapped over another loads neither until used, then both, without deadlock."""
+    inner, recorder = _lazy(b"p/a", b"p/b")
+    outer = LazyKeyValues(inner, lambda kvs: [KeyValue(kv.key[2:], kv.value) for kv in kvs])
+    assert recorder.calls == 0
+    assert [kv.key for kv in outer] == [b"a", b"b"]
+    assert recorder.calls == 1

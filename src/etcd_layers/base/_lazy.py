@@ -27,20 +27,26 @@ class LazyKeyValues(list[KeyValue]):
         self, messages: Sequence[object], convert: Callable[[Iterable[Any]], list[KeyValue]]
     ) -> None:
         super().__init__()
-        self._pending: Sequence[object] | None = messages if len(messages) else None
+        # Another lazy list stays unloaded until this one is used (a layer mapping a lower
+        # layer's result, e.g. namespace cutting its prefix); len() would load it now.
+        deferred = type(messages) is LazyKeyValues or len(messages)
+        self._pending: Sequence[object] | None = messages if deferred else None
         self._convert = convert
 
     def _load(self) -> None:
-        if self._pending is None:
-            return
-        with _LOAD_LOCK:
-            self._load_locked()
-
-    def _load_locked(self) -> None:
         pending = self._pending
-        if pending is None:  # another thread loaded it while this one waited for the lock
+        if pending is None:
             return
-        list.extend(self, self._convert(pending))
+        # Converted outside the lock: the source may itself be a lazy list, whose loading
+        # takes the lock. Two racing threads may both convert; only one result is kept.
+        items = self._convert(pending)
+        with _LOAD_LOCK:
+            self._extend_once(items)
+
+    def _extend_once(self, items: list[KeyValue]) -> None:
+        if self._pending is None:  # another thread loaded it while this one converted
+            return
+        list.extend(self, items)
         self._pending = None
 
     def __reduce__(self) -> tuple[type[list[KeyValue]], tuple[list[KeyValue]]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import overload
 
+from etcd_layers.base._lazy import LazyKeyValues
 from etcd_layers.base.keys import KEYSPACE_END, prefix_end
 from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
@@ -179,12 +181,8 @@ def _unprefix_prev_kv(prefix: bytes, kv: KeyValue | None) -> KeyValue | None:
 
 def unprefix_get(prefix: bytes, response: GetResponse) -> GetResponse:
     """Return a copy of a get's response with `prefix` cut from its kvs."""
-    cut = len(prefix)
-    kvs = [  # unprefix_kvs, inlined: this runs on every get
-        KeyValue(kv.key[cut:], kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)
-        for kv in response.kvs
-        if kv.key.startswith(prefix)
-    ]
+    # Cut lazily: the client decodes a range only when it is used, and so does this layer.
+    kvs = LazyKeyValues(response.kvs, functools.partial(unprefix_kvs, prefix))
     return GetResponse(response.header, kvs, response.count, response.more)
 
 
