@@ -1042,6 +1042,8 @@ def test_watch_survives_dropped_connections(
         # Written by another client: a put on a connection just cut may have reached the
         # server, so the watching client would rightly refuse to re-send it (API.md's rule).
         with Client(etcd_cluster.endpoints, **etcd_cluster.client_options()) as writer:
+            for _ in etcd_cluster.members:  # reads (retried) settle a connection per member
+                writer.get(key, timeout=10)
             writer.put(key, "after", timeout=10)
         assert [event.kv.value for event in _events(watch, 1, timeout=10)] == [b"after"]
         with pytest.raises(TimeoutError):
