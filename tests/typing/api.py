@@ -88,3 +88,42 @@ def error_usage(cli: Client) -> None:
         pass
     except errors.EtcdError:
         pass
+
+
+def concurrency_usage(cli: Client) -> None:
+    from etcd_layers.concurrency import Election, Mutex, Session
+
+    with Session(cli, ttl=10) as session:
+        assert session.lease_id > 0
+        with Mutex(session, "locks/report"):
+            pass
+        mutex = Mutex(session, "locks/other")
+        if mutex.try_lock():
+            mutex.unlock()
+        election = Election(session, "elections/leader")
+        election.campaign("node-1", timeout=5.0)
+        election.proclaim("node-1b")
+        assert election.leader().value
+        with election.observe() as changes:
+            for change in changes:
+                assert change.kvs[0].value
+                break
+        election.resign()
+    ns_session = Session(namespace.wrap(cli, "/tenant-a/"), ttl=5)
+    ns_session.close()
+
+
+def admin_usage(cli: Client) -> None:
+    from etcd_layers import Permission
+
+    for member in cli.member_list().members:
+        assert member.name or member.peer_urls
+    for endpoint in cli.endpoints:
+        status = cli.status(endpoint)
+        assert status.version and status.raft_index >= 0
+    cli.sync_endpoints()
+    cli.snapshot("/tmp/backup.db")
+    cli.role_add("reader")
+    cli.role_grant_permission("reader", "/app/", prefix=True, perm=Permission.READ)
+    cli.user_add("alice", "secret")
+    cli.user_grant_role("alice", "reader")
