@@ -104,3 +104,17 @@ def test_write_is_not_resent_after_ambiguous_failure(etcd_server: EtcdCluster) -
                 assert time.monotonic() < deadline
         # The black hole swallowed the request: it reached no server and was not re-sent.
         assert response.count == 0
+
+
+def test_spent_deadline_is_deadline_exceeded_whoever_sees_it_first(
+    etcd_server: EtcdCluster,
+) -> None:
+    """A deadline too short to propose in is DeadlineExceededError, never etcd's timeout."""
+    with Client(etcd_server.endpoints) as cli:
+        for attempt in range(30):
+            try:
+                cli.grant(5, timeout=0.001)
+                cli.put(b"tiny-deadline", b"%d" % attempt, timeout=0.001)
+            except errors.DeadlineExceededError:
+                continue
+        assert cli.get("tiny-deadline", timeout=5).header.revision > 0

@@ -36,6 +36,7 @@ from etcd_layers.errors import (
     AuthNotEnabledError,
     AuthOldRevisionError,
     ClosedError,
+    DeadlineExceededError,
     EtcdError,
     InvalidAuthTokenError,
     LeaderChangedError,
@@ -55,6 +56,9 @@ ResponseT = TypeVar("ResponseT")
 # How long an endpoint that failed at the transport level is skipped by the balancer.
 _FAILED_ENDPOINT_PENALTY: Final = 1.0
 _RETRY_BACKOFF: Final = 0.05
+# How close to its deadline a call may be when etcd answers "request timed out" for that
+# deadline to count as the cause (the server's copy of it expires a moment before ours).
+_DEADLINE_SLACK: Final = 0.05
 _MAX_RETRY_BACKOFF: Final = 0.5
 
 # How gRPC's status details begin when a call failed before it was given to any connection:
@@ -480,20 +484,17 @@ class Connection:
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
                 cause: BaseException = err
-            if isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
-                if self.has_credentials and not reauthenticated:
-                    reauthenticated = True
-                    self.authenticate(deadline, generation)
-                    continue
-                raise error from cause
-            if type(error) is UnavailableError:  # the transport failed, not etcd
-                self.mark_failed(endpoint)
-                if self.closed.is_set():
-                    raise ClosedError("the client is closed") from cause
-                if fixed is not None or not (idempotent or _never_sent(error)):
-                    raise error from cause
-            elif not (fixed is None and idempotent and self._read_retryable(error)):
-                raise error from cause
+            if (
+                isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError))
+                and self.has_credentials
+                and not reauthenticated
+            ):
+                reauthenticated = True
+                self.authenticate(deadline, generation)
+                continue
+            self._raise_unless_retryable(
+                error, cause, endpoint, fixed=fixed, idempotent=idempotent, deadline=deadline
+            )
             if started is None:
                 started = time.monotonic()
             elif not deadline.bounded and time.monotonic() - started > self.dial_timeout:
@@ -502,6 +503,32 @@ class Connection:
                 raise ClosedError("the client is closed") from cause
             deadline.remaining()  # raises DeadlineExceededError when the wait spent it
             backoff = min(backoff * 2, _MAX_RETRY_BACKOFF)
+
+    def _raise_unless_retryable(
+        self,
+        error: EtcdError,
+        cause: BaseException,
+        endpoint: Endpoint,
+        *,
+        fixed: Endpoint | None,
+        idempotent: bool,
+        deadline: Deadline,
+    ) -> None:
+        """Raise the error a failed attempt ends the call with, or return to try again."""
+        if isinstance(error, RequestTimeoutError) and deadline.left_or(1.0) < _DEADLINE_SLACK:
+            # etcd reports the call's own deadline, reached while proposing, as "request
+            # timed out": that is this call's deadline, as API.md says, whoever saw it first.
+            raise DeadlineExceededError(f"deadline exceeded ({error})") from cause
+        if isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
+            raise error from cause  # refused again after logging in again, or no credentials
+        if type(error) is UnavailableError:  # the transport failed, not etcd
+            self.mark_failed(endpoint)
+            if self.closed.is_set():
+                raise ClosedError("the client is closed") from cause
+            if fixed is not None or not (idempotent or _never_sent(error)):
+                raise error from cause
+        elif not (fixed is None and idempotent and self._read_retryable(error)):
+            raise error from cause
 
     def _read_retryable(self, error: EtcdError) -> bool:
         """Whether etcd refused a read for a passing reason another try may not meet.
