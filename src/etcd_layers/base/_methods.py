@@ -19,33 +19,34 @@ class Method(Generic[ResponseT]):
     parse: Callable[[bytes], ResponseT]
 
 
-def _method(service: str, name: str, response: Any) -> Method[Any]:
+def method(service: str, name: str, response: Any) -> Method[Any]:
+    """Return the Method for etcd's `service`/`name` answering with `response` messages."""
     # The wire path names etcd's real package: our own message names are private.
     return Method(f"/etcdserverpb.{service}/{name}", response.FromString)
 
 
-RANGE: Final[Method[rpc_pb2.RangeResponse]] = _method("KV", "Range", rpc_pb2.RangeResponse)
-PUT: Final[Method[rpc_pb2.PutResponse]] = _method("KV", "Put", rpc_pb2.PutResponse)
-DELETE_RANGE: Final[Method[rpc_pb2.DeleteRangeResponse]] = _method(
+RANGE: Final[Method[rpc_pb2.RangeResponse]] = method("KV", "Range", rpc_pb2.RangeResponse)
+PUT: Final[Method[rpc_pb2.PutResponse]] = method("KV", "Put", rpc_pb2.PutResponse)
+DELETE_RANGE: Final[Method[rpc_pb2.DeleteRangeResponse]] = method(
     "KV", "DeleteRange", rpc_pb2.DeleteRangeResponse
 )
-TXN: Final[Method[rpc_pb2.TxnResponse]] = _method("KV", "Txn", rpc_pb2.TxnResponse)
-COMPACT: Final[Method[rpc_pb2.CompactionResponse]] = _method(
+TXN: Final[Method[rpc_pb2.TxnResponse]] = method("KV", "Txn", rpc_pb2.TxnResponse)
+COMPACT: Final[Method[rpc_pb2.CompactionResponse]] = method(
     "KV", "Compact", rpc_pb2.CompactionResponse
 )
-LEASE_GRANT: Final[Method[rpc_pb2.LeaseGrantResponse]] = _method(
+LEASE_GRANT: Final[Method[rpc_pb2.LeaseGrantResponse]] = method(
     "Lease", "LeaseGrant", rpc_pb2.LeaseGrantResponse
 )
-LEASE_REVOKE: Final[Method[rpc_pb2.LeaseRevokeResponse]] = _method(
+LEASE_REVOKE: Final[Method[rpc_pb2.LeaseRevokeResponse]] = method(
     "Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeResponse
 )
-LEASE_TIME_TO_LIVE: Final[Method[rpc_pb2.LeaseTimeToLiveResponse]] = _method(
+LEASE_TIME_TO_LIVE: Final[Method[rpc_pb2.LeaseTimeToLiveResponse]] = method(
     "Lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveResponse
 )
-LEASE_LEASES: Final[Method[rpc_pb2.LeaseLeasesResponse]] = _method(
+LEASE_LEASES: Final[Method[rpc_pb2.LeaseLeasesResponse]] = method(
     "Lease", "LeaseLeases", rpc_pb2.LeaseLeasesResponse
 )
-AUTHENTICATE: Final[Method[rpc_pb2.AuthenticateResponse]] = _method(
+AUTHENTICATE: Final[Method[rpc_pb2.AuthenticateResponse]] = method(
     "Auth", "Authenticate", rpc_pb2.AuthenticateResponse
 )
 
@@ -53,8 +54,3 @@ AUTHENTICATE: Final[Method[rpc_pb2.AuthenticateResponse]] = _method(
 WATCH_PATH: Final = "/etcdserverpb.Watch/Watch"
 LEASE_KEEP_ALIVE_PATH: Final = "/etcdserverpb.Lease/LeaseKeepAlive"
 SNAPSHOT_PATH: Final = "/etcdserverpb.Maintenance/Snapshot"
-
-
-def method(service: str, name: str, response: Any) -> Method[Any]:
-    """Return the Method for etcd's `service`/`name` answering with `response` messages."""
-    return _method(service, name, response)
