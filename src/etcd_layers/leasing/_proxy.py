@@ -9,6 +9,7 @@ from typing import Final, Protocol, TypeVar, overload, runtime_checkable
 import wrapt
 
 from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
     Compare,
@@ -96,6 +97,18 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     Watcher and Lease calls, `compact` and everything else reach the wrapped client as they
     are: keys need no translation here.
     """
+
+    # Forwarded as they are, and named so that Protocol checks see them on every Python (3.12+
+    # look members up statically and never reach wrapt's forwarding __getattr__).
+    compact = Forwarded()
+    watch = Forwarded()
+    request_progress = Forwarded()
+    grant = Forwarded()
+    revoke = Forwarded()
+    time_to_live = Forwarded()
+    leases = Forwarded()
+    keep_alive_once = Forwarded()
+    keep_alive = Forwarded()
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Final, Protocol, TypeVar, overload, runtime_ch
 
 import wrapt
 
+from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
     Compare,
@@ -125,6 +126,11 @@ class NamespaceKV(_NamespaceProxy[_KVT]):
 
     _refused = _WATCHER_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
     _made_by = "namespace.wrap_kv"
+
+    # Keyless, so forwarded as they are; named here so that Protocol checks see them (Python
+    # 3.12+ look members up statically and never reach wrapt's forwarding __getattr__).
+    compact = Forwarded()
+    close = Forwarded()
 
     def put(
         self,
@@ -244,6 +250,8 @@ class NamespaceWatch(wrapt.BaseObjectProxy[Watch]):
         super().__init__(watch)
         self._self_prefix = prefix
 
+    cancel = Forwarded()
+
     def __iter__(self) -> Iterator[WatchResponse]:
         prefix = self._self_prefix
         for response in self.__wrapped__:
@@ -269,6 +277,9 @@ class NamespaceWatcher(_NamespaceProxy[_WatcherT]):
 
     _refused = _KV_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
     _made_by = "namespace.wrap_watcher"
+
+    request_progress = Forwarded()  # keyless; named for Protocol checks, as in NamespaceKV
+    close = Forwarded()
 
     def watch(
         self,
@@ -310,6 +321,14 @@ class NamespaceLease(_NamespaceProxy[_LeaseT]):
 
     _refused = _KV_METHODS | _WATCHER_METHODS | _NEVER_TRANSLATED
     _made_by = "namespace.wrap_lease"
+
+    # Keyless; named for Protocol checks, as in NamespaceKV.
+    grant = Forwarded()
+    revoke = Forwarded()
+    leases = Forwarded()
+    keep_alive_once = Forwarded()
+    keep_alive = Forwarded()
+    close = Forwarded()
 
     def time_to_live(
         self, lease_id: int, *, keys: bool = False, timeout: float | None = None
