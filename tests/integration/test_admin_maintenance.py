@@ -19,8 +19,8 @@ from etcd_layers import Client, errors
 from etcd_layers.base import AlarmMember, AlarmType
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Endpoint
-from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.testing import EtcdCluster, Member, find_etcd_tool, requires_etcd, wait_until
 from etcd_layers.testing.plugin import EtcdClusterFactory
 

@@ -59,7 +59,7 @@ class RecordingConnection:
         return queue.pop(0)
 
     def deadline(self, timeout: float | None) -> Any:
-        from etcd_layers.base._deadline import Deadline
+        from etcd_layers.base.deadline import Deadline
 
         return Deadline(timeout)
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.ops import (
     Compare,
     CompareResult,

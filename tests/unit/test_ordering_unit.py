@@ -28,7 +28,9 @@ from etcd_layers.base import (
     ResponseHeader,
     TxnOp,
     TxnResponse,
-    _deadline,
+)
+from etcd_layers.base import (
+    deadline as _deadline,
 )
 from etcd_layers.base._connection import Connection
 from etcd_layers.base.forwarding import Forwarded

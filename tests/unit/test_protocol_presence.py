@@ -14,11 +14,10 @@ import inspect
 import pytest
 
 from etcd_layers.base.forwarding import Forwarded, protocol_members
-from etcd_layers.base.protocols import KV, Lease, Watch, Watcher
+from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watch, Watcher
 from etcd_layers.concurrency.session import SessionClient
 from etcd_layers.leasing import LeasingBackend, LeasingClient, LeasingKV
 from etcd_layers.namespace._proxy import (
-    KVWatcherLease,
     NamespaceClient,
     NamespaceKV,
     NamespaceLease,

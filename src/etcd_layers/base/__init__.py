@@ -51,7 +51,15 @@ from etcd_layers.base.ops import (
     SortTarget,
     TxnOp,
 )
-from etcd_layers.base.protocols import KV, KeepAlive, Lease, Watch, Watcher
+from etcd_layers.base.protocols import (
+    KV,
+    KeepAlive,
+    KVWatcherLease,
+    Lease,
+    Watch,
+    Watcher,
+    speaks_kv_watcher_lease,
+)
 from etcd_layers.base.responses import (
     CompactResponse,
     DeleteResponse,
@@ -108,6 +116,7 @@ __all__ = [
     "GetOp",
     "GetResponse",
     "HashKVResponse",
+    "KVWatcherLease",
     "KeepAlive",
     "KeyValue",
     "Lease",
@@ -142,5 +151,6 @@ __all__ = [
     "WatchResponse",
     "Watcher",
     "prefix_end",
+    "speaks_kv_watcher_lease",
     "to_bytes",
 ]

@@ -58,7 +58,6 @@ from etcd_layers.base._admin_core import (
 )
 from etcd_layers.base._connection import _never_sent as never_sent
 from etcd_layers.base._connection import serialize
-from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._methods import SNAPSHOT_PATH, Method
 from etcd_layers.base._proto import auth_pb2, rpc_pb2
 from etcd_layers.base._snapshot import SnapshotSink, SnapshotVerifier, Writable
@@ -93,6 +92,7 @@ from etcd_layers.base.admin_responses import (
     SnapshotResponse,
     StatusResponse,
 )
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import Permission, check_bool, check_int, check_timeout
 from etcd_layers.base.responses import ResponseHeader

@@ -29,9 +29,9 @@ from typing import Final, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._methods import AUTHENTICATE, Method
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.errors import (
     AuthNotEnabledError,
     AuthOldRevisionError,

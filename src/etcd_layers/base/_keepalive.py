@@ -15,10 +15,10 @@ import grpc
 
 from etcd_layers.base import _convert
 from etcd_layers.base._connection import serialize
-from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._keepalive_handle import KeepAliveHandle
 from etcd_layers.base._methods import LEASE_KEEP_ALIVE_PATH
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
 from etcd_layers.errors import (

@@ -8,14 +8,10 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Final
 
+from etcd_layers._compat import Self
 from etcd_layers.base.ops import check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
 from etcd_layers.errors import CanceledError, EtcdError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 # Responses a handle keeps for its reader; Go's LeaseResponseChSize. When full, the oldest is
 # dropped (Go drops the newest): renewals are interchangeable and the latest TTL is the useful one.

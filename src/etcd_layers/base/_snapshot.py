@@ -17,12 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol
 
+from etcd_layers._compat import Self
 from etcd_layers.errors import SnapshotError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 SHA256_SIZE: Final = 32
 

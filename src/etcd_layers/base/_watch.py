@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Final
 import grpc
 
 from etcd_layers.base._connection import serialize
-from etcd_layers.base._deadline import Deadline
 from etcd_layers.base._methods import WATCH_PATH
 from etcd_layers.base._proto import kv_pb2, rpc_pb2
 from etcd_layers.base._watch_state import (
@@ -51,6 +50,7 @@ from etcd_layers.base._watch_state import (
     cancel_error,
     is_auth_refusal,
 )
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import check_bool, check_int, check_timeout, key_range
 from etcd_layers.base.responses import Event, EventType, KeyValue, ResponseHeader, WatchResponse
@@ -67,10 +67,7 @@ from etcd_layers.errors import (
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection, Endpoint
 
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
+from etcd_layers._compat import Self
 
 logger = logging.getLogger(__name__)
 _monotonic = time.monotonic

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, overload
 
+from etcd_layers._compat import Self
 from etcd_layers.base import _convert, _methods
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection, TLSConfig, parse_endpoint
@@ -43,11 +44,6 @@ from etcd_layers.base.responses import (
     TxnResponse,
 )
 from etcd_layers.errors import LeaseNotFoundError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 DEFAULT_MAX_SEND: Final = 2 * 1024 * 1024
 DEFAULT_MAX_RECV: Final = 2**31 - 1

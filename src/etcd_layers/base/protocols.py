@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Protocol, overload, runtime_checkable
 
+from etcd_layers._compat import Self
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
     Compare,
@@ -281,3 +282,32 @@ class Lease(Protocol):
     def keep_alive(self, lease_id: int, *, timeout: float | None = None) -> KeepAlive:
         """Keep a lease alive in the background until the returned handle is canceled."""
         ...
+
+
+@runtime_checkable
+class KVWatcherLease(KV, Watcher, Lease, Protocol):
+    """All three Protocols and `close`: what the Client and every full layer speak.
+
+    Leasing, `Session` and the recipes take one below them; `namespace.wrap` returns one.
+    """
+
+    def close(self) -> None:
+        """Release the connections, watches and keep-alives (idempotent)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+def speaks_kv_watcher_lease(obj: object) -> bool:
+    """Return whether `obj` speaks the KV, Watcher and Lease Protocols (`close` not needed).
+
+    What a layer that uses, but never closes, the object below it checks before any I/O.
+    """
+    return isinstance(obj, KV) and isinstance(obj, Watcher) and isinstance(obj, Lease)

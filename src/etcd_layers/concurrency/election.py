@@ -7,7 +7,8 @@ from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers._compat import Self
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import check_timeout
 from etcd_layers.base.protocols import Watch
@@ -26,11 +27,6 @@ from etcd_layers.concurrency._protocol import (
 from etcd_layers.concurrency.mutex import next_response, wait_for_turn, withdraw
 from etcd_layers.concurrency.session import Session, SessionClient
 from etcd_layers.errors import CanceledError, CompactedError, EtcdError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 
 class ElectionNotLeaderError(EtcdError):

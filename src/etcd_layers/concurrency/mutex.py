@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers._compat import Self
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import Compare, check_timeout
 from etcd_layers.base.protocols import Watch
@@ -28,11 +29,6 @@ from etcd_layers.concurrency._protocol import (
 )
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
 from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -6,17 +6,17 @@ import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, TypeAlias
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers._compat import Self
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.ops import check_int, check_timeout
-from etcd_layers.base.protocols import KV, KeepAlive, Lease, Watcher
+from etcd_layers.base.protocols import (
+    KeepAlive,
+    KVWatcherLease,
+    speaks_kv_watcher_lease,
+)
 from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +26,8 @@ THREAD_NAME: Final = "etcd_layers.concurrency.session"
 CLEANUP_TIMEOUT: Final = 5.0
 
 
-@runtime_checkable
-class SessionClient(KV, Watcher, Lease, Protocol):
-    """What the concurrency recipes need: a Client, or any layer stacked on one."""
+# What the concurrency recipes need: a Client, or any layer stacked on one.
+SessionClient: TypeAlias = KVWatcherLease
 
 
 class SessionExpiredError(EtcdError):
@@ -77,7 +76,7 @@ class Session:
         self._next_token = 0
         self._error: EtcdError | None = None
         self._closed = False
-        if not isinstance(client, SessionClient):
+        if not speaks_kv_watcher_lease(client):
             raise TypeError(
                 "client must speak the KV, Watcher and Lease Protocols, "
                 f"not {type(client).__name__}"

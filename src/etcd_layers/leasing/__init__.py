@@ -56,7 +56,7 @@ from typing import Final, cast
 
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import check_int, check_timeout
-from etcd_layers.base.protocols import KV
+from etcd_layers.base.protocols import KV, speaks_kv_watcher_lease
 from etcd_layers.leasing._cache import REVOKE_BACKOFF, LeasingStats
 from etcd_layers.leasing._protocol import REVOKE
 from etcd_layers.leasing._proxy import LeasingClient, LeasingKV
@@ -116,7 +116,7 @@ def wrap(
     if max_keys is not None and check_int(max_keys, "max_keys") < 1:
         raise ValueError(f"max_keys must be at least 1 (or None), got {max_keys}")
     timeout = check_timeout(timeout)
-    if not isinstance(client, LeasingBackend):
+    if not speaks_kv_watcher_lease(client):
         raise TypeError(
             "client must speak the KV, Watcher and Lease Protocols (a Client or a layer on one),"
             f" not {type(client).__name__}"

@@ -8,7 +8,8 @@ from typing import Final, Protocol, TypeVar, overload, runtime_checkable
 
 import wrapt
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers._compat import Self
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
@@ -50,11 +51,6 @@ from etcd_layers.leasing._protocol import (
     written_keys,
 )
 from etcd_layers.leasing._session import LeasingBackend, Ownership
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=Response)

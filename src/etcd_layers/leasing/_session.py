@@ -19,10 +19,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, TypeAlias
 
-from etcd_layers.base._deadline import Deadline
-from etcd_layers.base.protocols import KV, Lease, Watch, Watcher
+from etcd_layers.base.deadline import Deadline
+from etcd_layers.base.protocols import KVWatcherLease, Watch
 from etcd_layers.base.responses import Event, EventType
 from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
 from etcd_layers.leasing._cache import LeaseCache
@@ -41,9 +41,8 @@ _POLL: Final = 0.5
 _REMEMBERED_LEASES: Final = 8
 
 
-@runtime_checkable
-class LeasingBackend(KV, Watcher, Lease, Protocol):
-    """What the leasing layer needs below it: a Client, or a layer stacked on one."""
+# What the leasing layer needs below it: a Client, or a layer stacked on one.
+LeasingBackend: TypeAlias = KVWatcherLease
 
 
 def serving_window(ttl: float) -> float:

@@ -70,9 +70,8 @@ the keys under b"a\xff" end at b"b", where clientv3 would admit key b"b" itself.
 from __future__ import annotations
 
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.protocols import KV, Lease, Watcher
+from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watcher
 from etcd_layers.namespace._proxy import (
-    KVWatcherLease,
     NamespaceClient,
     NamespaceKV,
     NamespaceLease,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, Final, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, ClassVar, Final, TypeVar, overload
 
 import wrapt
 
+from etcd_layers._compat import Self
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
@@ -21,7 +22,7 @@ from etcd_layers.base.ops import (
     TxnOp,
     key_range,
 )
-from etcd_layers.base.protocols import KV, Lease, Watch, Watcher
+from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watch, Watcher
 from etcd_layers.base.responses import (
     DeleteResponse,
     GetResponse,
@@ -44,30 +45,6 @@ from etcd_layers.namespace._translate import (
     unprefix_txn,
     unprefix_watch_response,
 )
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
-
-
-@runtime_checkable
-class KVWatcherLease(KV, Watcher, Lease, Protocol):
-    """A KV, Watcher and Lease that can be closed, as the Client and `namespace.wrap` are."""
-
-    def close(self) -> None:
-        """Release the connections, watches and keep-alives (idempotent)."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
 
 # Methods that carry keys, by the Protocol they belong to. A proxy translates the ones of its
 # own Protocols and refuses the others: forwarded, they would reach etcd untranslated.

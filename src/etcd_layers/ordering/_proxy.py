@@ -8,7 +8,8 @@ from typing import TypeAlias, TypeVar, overload
 
 import wrapt
 
-from etcd_layers.base._deadline import Deadline
+from etcd_layers._compat import Self
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
@@ -33,11 +34,6 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.errors import OrderViolationError
 from etcd_layers.ordering._floor import RevisionFloor
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
 
 R = TypeVar("R", bound=Response)
 

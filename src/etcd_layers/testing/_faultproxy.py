@@ -14,10 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import Final, TypeAlias
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from etcd_layers._compat import Self
 
 __all__ = ["FaultProxy", "Identify", "RequestHead"]
 

@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, TypedDict
+from typing import Final, TypedDict
 
+from etcd_layers._compat import Self
 from etcd_layers.testing._faultproxy import RequestHead
 from etcd_layers.testing.server import (
     EtcdStartError,
@@ -29,9 +30,6 @@ from etcd_layers.testing.server import (
     find_etcd_binary,
 )
 from etcd_layers.testing.tls import TLSFiles, generate_tls_files
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
 
 __all__ = ["ClientOptions", "EtcdCluster", "EtcdServer"]
 

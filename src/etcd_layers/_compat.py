@@ -1,0 +1,12 @@
+"""The names that differ between the Python versions we support (3.10 to 3.13), in one place."""
+
+from __future__ import annotations
+
+import sys
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # Python 3.10
+    from typing_extensions import Self
+
+__all__ = ["Self"]
