@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -21,19 +21,27 @@ import grpc
 from google.protobuf.message import Message
 
 from etcd_layers.base._balancer import Balancer
-from etcd_layers.base._endpoint import Endpoint, TLSConfig, new_channel, parse_endpoint, serialize
-from etcd_layers.base._methods import AUTHENTICATE, Method
+from etcd_layers.base._endpoint import (
+    Endpoint,
+    TLSConfig,
+    new_channel,
+    parse_endpoint,
+    serialize,
+    wait_any_ready,
+)
+from etcd_layers.base._login import Login
+from etcd_layers.base._methods import SNAPSHOT_PATH, Method
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.retry import Backoff, Retry, decide, failure, is_transport_failure
 from etcd_layers.errors import (
-    AuthNotEnabledError,
     ClosedError,
     DeadlineExceededError,
     EtcdError,
     RequestTooLargeError,
     UnavailableError,
     from_rpc_error,
+    translate_rpc_errors,
 )
 
 __all__ = ["Connection", "Endpoint", "TLSConfig", "parse_endpoint", "serialize"]
@@ -76,19 +84,13 @@ class Connection:
     ) -> None:
         self._tls = tls
         self._options = options
-        self._username = username
-        self._password = password
         self._require_leader = require_leader
+        self._login = Login(username, password, require_leader=require_leader)
         self._clock = clock
         self.default_timeout = default_timeout
         self.dial_timeout = dial_timeout
         self.max_send_size = max_send_size
         self._lock = threading.Lock()  # serializes changes of the endpoints
-        self._auth_lock = threading.Lock()
-        self._token: str | None = None
-        self._token_generation = 0
-        self._metadata: tuple[tuple[str, str], ...] = ()
-        self._rebuild_metadata()
         self.closed = threading.Event()
         self._balancer: Balancer[Endpoint] = Balancer(
             [Endpoint(a, self._new_channel(a)) for a in endpoints], clock=clock
@@ -161,68 +163,27 @@ class Connection:
         self._balancer.mark_failed(endpoint)
 
     def wait_connected(self, timeout: float) -> None:
-        """Return once some endpoint has a ready channel.
-
-        Raises:
-            UnavailableError: none did within `timeout`.
-        """
-        ready = threading.Event()
-        futures = [grpc.channel_ready_future(e.channel) for e in self._balancer.items]
-        for future in futures:
-            future.add_done_callback(lambda _future: ready.set())
-        connected = ready.wait(timeout)
-        for future in futures:
-            future.cancel()
-        if not connected or not any(f.done() and not f.cancelled() for f in futures):
-            raise UnavailableError(f"no endpoint of {self.addresses} answered within {timeout:g}s")
+        """Return once some endpoint has a ready channel (UnavailableError: none in time)."""
+        wait_any_ready(self._balancer.items, timeout)
 
     # --- auth ----------------------------------------------------------------------------
-
-    def _rebuild_metadata(self) -> None:
-        metadata: list[tuple[str, str]] = []
-        if self._token:
-            metadata.append(("token", self._token))
-        if self._require_leader:
-            metadata.append(("hasleader", "true"))  # etcd's rpctypes.MetadataRequireLeaderKey
-        self._metadata = tuple(metadata)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The metadata every call carries (auth token, require-leader flag)."""
-        return self._metadata
+        return self._login.metadata
 
     @property
     def has_credentials(self) -> bool:
         """Whether a user name and password were given."""
-        return self._username is not None
+        return self._login.has_credentials
 
     def authenticate(self, deadline: Deadline, seen_generation: int | None = None) -> None:
         """Log in and attach the new token to every later call.
 
         With `seen_generation`, do nothing if another thread renewed the token since.
         """
-        if self._username is None:
-            return
-        with self._auth_lock:
-            if seen_generation is not None and seen_generation != self._token_generation:
-                return
-            request = rpc_pb2.AuthenticateRequest(
-                name=self._username, password=self._password or ""
-            )
-            try:
-                response = self.pick().callable(AUTHENTICATE)(
-                    request.SerializeToString(), timeout=deadline.remaining()
-                )
-            except grpc.RpcError as err:
-                error = from_rpc_error(err)
-                if not isinstance(error, AuthNotEnabledError):
-                    raise error from err
-                token: str | None = None  # credentials are accepted by a cluster without auth
-            else:
-                token = response.token
-            self._token = token
-            self._token_generation += 1
-            self._rebuild_metadata()
+        self._login.authenticate(self._balancer.pick(), deadline, seen_generation)
 
     # --- calls ---------------------------------------------------------------------------
 
@@ -268,7 +229,7 @@ class Connection:
             attempt = partial(self._invoke, method=method, data=data, deadline=deadline)
             return self.run(attempt, deadline, idempotent=idempotent, address=address)
         endpoint = self._acquire(None)
-        generation = self._token_generation
+        generation = self._login.generation
         try:  # the first attempt, inline: the hot path makes no closure
             return self._invoke(endpoint, method, data, deadline)
         except EtcdError as error:
@@ -284,7 +245,7 @@ class Connection:
         """Make one unary attempt on `endpoint`."""
         try:
             return endpoint.callable(method)(
-                data, timeout=deadline.remaining(), metadata=self._metadata
+                data, timeout=deadline.remaining(), metadata=self._login.metadata
             )
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
@@ -353,7 +314,7 @@ class Connection:
         while True:
             if failed is None:
                 endpoint = self._acquire(fixed)
-                generation = self._token_generation
+                generation = self._login.generation
                 try:
                     return attempt(endpoint)
                 except EtcdError as err:
@@ -408,6 +369,26 @@ class Connection:
         if deadline.expired():
             raise DeadlineExceededError(f"deadline exceeded ({error})") from error
         return started
+
+    def snapshot_messages(
+        self, endpoint: Endpoint, deadline: Deadline
+    ) -> Generator[rpc_pb2.SnapshotResponse, None, None]:
+        """Yield the messages of one Snapshot stream from `endpoint`, as they arrive."""
+        call = endpoint.channel.unary_stream(
+            SNAPSHOT_PATH,
+            request_serializer=serialize,
+            response_deserializer=rpc_pb2.SnapshotResponse.FromString,
+        )
+        with translate_rpc_errors():
+            stream = call(
+                rpc_pb2.SnapshotRequest(),
+                timeout=deadline.remaining(),
+                metadata=self._login.metadata,
+            )
+            try:
+                yield from stream
+            finally:
+                stream.cancel()  # ends the server's stream if we stop early; no-op once done
 
     def close(self) -> None:
         """End every stream and close every channel (idempotent)."""

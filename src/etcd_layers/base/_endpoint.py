@@ -1,8 +1,9 @@
-"""One endpoint of a cluster: its address as the user wrote it, its gRPC channel and its calls."""
+"""One endpoint of a cluster: its address, its gRPC channel and the calls running on it."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -10,6 +11,7 @@ import grpc
 from google.protobuf.message import Message
 
 from etcd_layers.base._methods import Method
+from etcd_layers.errors import UnavailableError
 
 ResponseT = TypeVar("ResponseT")
 
@@ -130,3 +132,21 @@ class Endpoint:
             )
             self._callables[method.path] = found
         return found  # type: ignore[return-value]  # keyed by path, whose parser fixes ResponseT
+
+
+def wait_any_ready(endpoints: Sequence[Endpoint], timeout: float) -> None:
+    """Return once some endpoint has a ready channel.
+
+    Raises:
+        UnavailableError: none did within `timeout`.
+    """
+    ready = threading.Event()
+    futures = [grpc.channel_ready_future(e.channel) for e in endpoints]
+    for future in futures:
+        future.add_done_callback(lambda _future: ready.set())
+    connected = ready.wait(timeout)
+    for future in futures:
+        future.cancel()
+    if not connected or not any(f.done() and not f.cancelled() for f in futures):
+        addresses = [endpoint.address for endpoint in endpoints]
+        raise UnavailableError(f"no endpoint of {addresses} answered within {timeout:g}s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Generator
 from typing import IO, TYPE_CHECKING
 
 from etcd_layers.base import _convert
@@ -22,8 +21,6 @@ from etcd_layers.base._admin_core import (
     status_response,
 )
 from etcd_layers.base._cluster import ClusterMixin
-from etcd_layers.base._endpoint import serialize
-from etcd_layers.base._methods import SNAPSHOT_PATH
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._snapshot import SnapshotSink, SnapshotVerifier, Writable
 from etcd_layers.base.admin_responses import (
@@ -44,7 +41,6 @@ from etcd_layers.errors import (
     EtcdError,
     NoLeaderError,
     UnavailableError,
-    translate_rpc_errors,
 )
 
 if TYPE_CHECKING:
@@ -259,7 +255,7 @@ class MaintenanceMixin(ClusterMixin):
         sink: SnapshotSink,
     ) -> tuple[ResponseHeader, bytes]:
         header: ResponseHeader | None = None
-        with contextlib.closing(self._snapshot_messages(endpoint, deadline)) as messages:
+        with contextlib.closing(self._conn.snapshot_messages(endpoint, deadline)) as messages:
             for message in messages:
                 if header is None:
                     header = _convert.header(message.header)
@@ -268,23 +264,3 @@ class MaintenanceMixin(ClusterMixin):
         digest = verifier.finish()
         assert header is not None  # finish() refuses a stream without messages
         return header, digest
-
-    def _snapshot_messages(
-        self, endpoint: Endpoint, deadline: Deadline
-    ) -> Generator[rpc_pb2.SnapshotResponse, None, None]:
-        """Yield the messages of one Snapshot stream from `endpoint`, as they arrive."""
-        call = endpoint.channel.unary_stream(
-            SNAPSHOT_PATH,
-            request_serializer=serialize,
-            response_deserializer=rpc_pb2.SnapshotResponse.FromString,
-        )
-        with translate_rpc_errors():
-            stream = call(
-                rpc_pb2.SnapshotRequest(),
-                timeout=deadline.remaining(),
-                metadata=self._conn.metadata,
-            )
-            try:
-                yield from stream
-            finally:
-                stream.cancel()  # ends the server's stream if we stop early; no-op once done
