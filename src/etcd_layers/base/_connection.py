@@ -277,13 +277,14 @@ class Connection:
         if address is None:
             return self._drive(attempt, deadline, idempotent=idempotent, unary=unary, sent=sent)
         fixed = self.endpoint(address)
+        temporary = fixed not in self._balancer.items  # a channel made for this call only
         try:
             return self._drive(
                 attempt, deadline, idempotent=idempotent, unary=unary, sent=sent, fixed=fixed
             )
         finally:
-            if fixed not in self._balancer.items:
-                fixed.close()  # a channel made for this call only
+            if temporary:
+                fixed.close()
 
     def _acquire(self, fixed: Endpoint | None) -> Endpoint:
         """Return `fixed` or the next endpoint, counted as running one more call."""
