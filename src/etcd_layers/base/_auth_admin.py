@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from etcd_layers.base import _convert
@@ -54,8 +53,6 @@ from etcd_layers.base.ops import Permission, check_bool, check_timeout
 
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection
-
-logger = logging.getLogger(__name__)
 
 
 class AuthAdminMixin:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -30,8 +29,6 @@ from etcd_layers.base.ops import check_bool, check_timeout
 
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection
-
-logger = logging.getLogger(__name__)
 
 
 class ClusterMixin:

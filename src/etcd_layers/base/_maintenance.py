@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from typing import IO, TYPE_CHECKING
 
@@ -45,8 +44,6 @@ from etcd_layers.errors import (
 
 if TYPE_CHECKING:
     from etcd_layers.base._endpoint import Endpoint
-
-logger = logging.getLogger(__name__)
 
 
 class MaintenanceMixin(ClusterMixin):
