@@ -10,7 +10,7 @@ from typing import TypeVar
 import pytest
 
 from etcd_layers import Client, errors
-from etcd_layers.base._admin import AUTO_SYNC_THREAD
+from etcd_layers.base._auto_sync import AUTO_SYNC_THREAD
 from etcd_layers.testing import EtcdCluster, requires_etcd, wait_until
 from etcd_layers.testing.plugin import EtcdClusterFactory
 
@@ -297,7 +297,7 @@ def test_auto_sync_carries_on_after_a_failed_sync(
     etcd_cluster_factory: EtcdClusterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A sync that fails is logged, and the next one runs once the cluster is back."""
-    caplog.set_level(logging.WARNING, logger="etcd_layers.base._admin")
+    caplog.set_level(logging.WARNING, logger="etcd_layers.base._auto_sync")
     cluster = etcd_cluster_factory(1)
     only = cluster.members[0]
     with Client(endpoints=[only.endpoint], timeout=TIMEOUT, auto_sync_interval=0.1) as cli:

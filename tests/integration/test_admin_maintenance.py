@@ -10,15 +10,15 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from etcd_layers import Client, errors
 from etcd_layers.base import AlarmMember, AlarmType
-from etcd_layers.base._admin import AdminMixin
-from etcd_layers.base._connection import Endpoint
+from etcd_layers.base._connection import Connection, Endpoint
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.testing import EtcdCluster, Member, find_etcd_tool, requires_etcd, wait_until
@@ -370,17 +370,44 @@ def test_snapshot_cut_by_the_network_raises_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+Messages = Iterable[rpc_pb2.SnapshotResponse]
+
+
+class SnapshotRewriter:
+    """A connection whose snapshot streams pass through `rewrite`; the rest is the real one."""
+
+    def __init__(
+        self, conn: Connection, rewrite: Callable[[Messages], Iterator[rpc_pb2.SnapshotResponse]]
+    ) -> None:
+        self.conn = conn
+        self.rewrite = rewrite
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+    def snapshot_messages(
+        self, endpoint: Endpoint, deadline: Deadline
+    ) -> Iterator[rpc_pb2.SnapshotResponse]:
+        return self.rewrite(self.conn.snapshot_messages(endpoint, deadline))
+
+
+@contextlib.contextmanager
+def rewriting_client(
+    cluster: EtcdCluster, rewrite: Callable[[Messages], Iterator[rpc_pb2.SnapshotResponse]]
+) -> Iterator[Client]:
+    """A client over a real connection whose snapshot streams `rewrite` changes."""
+    with Client(endpoints=cluster.endpoints, **cluster.client_options()) as real:
+        yield Client.from_connection(cast(Connection, SnapshotRewriter(real.connection, rewrite)))
+
+
 def test_snapshot_with_a_corrupted_chunk_raises_and_leaves_no_file(
-    client: Client, etcd_key_prefix: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client, etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, tmp_path: Path
 ) -> None:
     """One flipped bit in the real stream fails the checksum; nothing is left at the path."""
     fill(client, etcd_key_prefix, 2)  # at least two chunks
-    original = AdminMixin._snapshot_messages
 
-    def corrupt_second(
-        self: AdminMixin, endpoint: Endpoint, deadline: Deadline
-    ) -> Generator[rpc_pb2.SnapshotResponse, None, None]:
-        for index, message in enumerate(original(self, endpoint, deadline)):
+    def corrupt_second(messages: Messages) -> Iterator[rpc_pb2.SnapshotResponse]:
+        for index, message in enumerate(messages):
             if index == 1:
                 blob = bytearray(message.blob)
                 blob[len(blob) // 2] ^= 0x01
@@ -391,29 +418,30 @@ def test_snapshot_with_a_corrupted_chunk_raises_and_leaves_no_file(
                 )
             yield message
 
-    monkeypatch.setattr(AdminMixin, "_snapshot_messages", corrupt_second)
     path = tmp_path / "corrupt.db"
-    with pytest.raises(errors.SnapshotError, match="checksum mismatch"):
-        client.snapshot(path)
+    with (
+        rewriting_client(etcd_cluster, corrupt_second) as rewriting,
+        pytest.raises(errors.SnapshotError, match="checksum mismatch"),
+    ):
+        rewriting.snapshot(path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_snapshot_stream_ending_early_raises_and_leaves_no_file(
-    client: Client, etcd_key_prefix: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client, etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, tmp_path: Path
 ) -> None:
     """A stream that ends cleanly before its last chunk fails; nothing is left at the path."""
     fill(client, etcd_key_prefix, 2)  # at least two chunks
-    original = AdminMixin._snapshot_messages
 
-    def first_only(
-        self: AdminMixin, endpoint: Endpoint, deadline: Deadline
-    ) -> Generator[rpc_pb2.SnapshotResponse, None, None]:
-        for message in original(self, endpoint, deadline):
+    def first_only(messages: Messages) -> Iterator[rpc_pb2.SnapshotResponse]:
+        for message in messages:
             yield message
             return
 
-    monkeypatch.setattr(AdminMixin, "_snapshot_messages", first_only)
     path = tmp_path / "short.db"
-    with pytest.raises(errors.SnapshotError, match="ended after"):
-        client.snapshot(path)
+    with (
+        rewriting_client(etcd_cluster, first_only) as rewriting,
+        pytest.raises(errors.SnapshotError, match="ended after"),
+    ):
+        rewriting.snapshot(path)
     assert list(tmp_path.iterdir()) == []

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from etcd_layers import Client, errors
-from etcd_layers.base import KeepAlive, LeaseKeepAliveResponse
-from etcd_layers.testing import EtcdCluster, Member, wait_until
+from etcd_layers.base import KeepAlive, KeepAliveStats, LeaseKeepAliveResponse
+from etcd_layers.testing import EtcdCluster, EtcdServer, Member, wait_until
 
 MISSING_LEASE = 0x7E57_0000_0000_0ABC
 
@@ -66,6 +66,19 @@ def test_keep_alive_returns_after_the_first_renewal(etcd_client: Client) -> None
         assert (first.id, first.ttl) == (lease_id, 30)
         assert first.header.member_id != 0
     etcd_client.revoke(lease_id)
+
+
+def test_keep_alive_stats_count_leases_handles_and_renewals(etcd_server: EtcdServer) -> None:
+    """keep_alive_stats() counts the leases and handles kept alive and the renewals confirmed."""
+    with Client(etcd_server.endpoints) as cli:
+        assert cli.keep_alive_stats() == KeepAliveStats()
+        lease_id = cli.grant(30).id
+        with cli.keep_alive(lease_id), cli.keep_alive(lease_id):
+            stats = cli.keep_alive_stats()
+            assert (stats.leases, stats.handles) == (1, 2)
+            assert 1 <= stats.confirmed <= stats.sent
+        assert cli.keep_alive_stats().leases == 0
+        cli.revoke(lease_id)
 
 
 def test_keep_alive_missing_lease_raises_at_once(etcd_client: Client) -> None:

@@ -139,13 +139,13 @@ def alice(auth_server: EtcdServer) -> Iterator[Client]:
 
 
 def _token(cli: Client) -> str:
-    return dict(cli._conn.metadata)["token"]
+    return dict(cli.connection.metadata)["token"]
 
 
 def _token_rejected(server: EtcdServer, token: str) -> bool:
     """Whether a get carrying `token` is refused for its token (this probe renews a live one)."""
     with Client(server.endpoints) as probe:
-        endpoint = probe._conn.endpoints[0]
+        endpoint = probe.connection.endpoints[0]
         request = rpc_pb2.RangeRequest(key=USER_PREFIX).SerializeToString()
         try:
             with errors.translate_rpc_errors():

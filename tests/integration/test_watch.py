@@ -498,13 +498,13 @@ def test_watch_created_after_the_token_expired_logs_in_again(
     first_key, second_key = USER_PREFIX + b"first", USER_PREFIX + b"second"
     with user_client.watch(first_key) as first:
         user_client.put(first_key, "before")
-        token = dict(user_client._conn.metadata)["token"]
+        token = dict(user_client.connection.metadata)["token"]
         streams = user_client._watch_stream.stats.streams
 
         def expired() -> bool:
             # This probe renews a live token, so it runs less often than tokens expire.
             with Client(auth_server.endpoints) as probe:
-                endpoint = probe._conn.endpoints[0]
+                endpoint = probe.connection.endpoints[0]
                 request = rpc_pb2.RangeRequest(key=USER_PREFIX).SerializeToString()
                 try:
                     with errors.translate_rpc_errors():

@@ -26,6 +26,7 @@ from etcd_layers.base._admin_core import (
     endpoints_from_members,
     permission_range,
 )
+from etcd_layers.base._connection import Connection
 from etcd_layers.base._methods import Method
 from etcd_layers.base._proto import auth_pb2, rpc_pb2
 from etcd_layers.base._snapshot import SHA256_SIZE, SnapshotSink, SnapshotVerifier
@@ -42,6 +43,8 @@ class RecordingConnection:
         self.addresses = ["127.0.0.1:2379"]
         self.set_to: list[list[str]] = []
         self.closed_flag = False
+        self.default_timeout: float | None = None
+        self.hooks: list[Callable[[], None]] = []
 
     def call(
         self,
@@ -74,12 +77,16 @@ class RecordingConnection:
     def has_credentials(self) -> bool:
         return False
 
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
+
+    def add_endpoint_listener(self, listener: Callable[[], None]) -> None:
+        self.hooks.append(listener)
+
 
 def make_client(conn: RecordingConnection) -> Client:
     """A Client whose connection is the recording fake (no server, no network)."""
-    client = object.__new__(Client)
-    client._conn = cast(Any, conn)
-    return client
+    return Client.from_connection(cast(Connection, conn))
 
 
 BAD_CALLS: list[tuple[str, Callable[[Client], object], type[Exception]]] = [

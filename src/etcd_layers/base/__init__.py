@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from etcd_layers.base._keepalive_schedule import KeepAliveStats
 from etcd_layers.base.admin_responses import (
     AlarmMember,
     AlarmResponse,
@@ -118,6 +119,7 @@ __all__ = [
     "HashKVResponse",
     "KVWatcherLease",
     "KeepAlive",
+    "KeepAliveStats",
     "KeyValue",
     "Lease",
     "LeaseGrantResponse",

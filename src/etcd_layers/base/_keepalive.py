@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import grpc
 
 from etcd_layers.base import _convert
-from etcd_layers.base._connection import serialize
+from etcd_layers.base._endpoint import serialize
 from etcd_layers.base._keepalive_handle import KeepAliveHandle
+from etcd_layers.base._keepalive_schedule import NEVER, KeepAliveStats, Schedule
 from etcd_layers.base._methods import LEASE_KEEP_ALIVE_PATH
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
+from etcd_layers.base.retry import Backoff, is_auth_refusal
 from etcd_layers.errors import (
-    AuthOldRevisionError,
     ClosedError,
     DeadlineExceededError,
     EtcdError,
-    InvalidAuthTokenError,
     LeaseNotFoundError,
     UnavailableError,
     from_rpc_error,
@@ -36,19 +34,6 @@ if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection, Endpoint
 
 logger = logging.getLogger(__name__)
-
-# The sender re-checks its leases at least this often (Go's sendKeepAliveLoop ticks every 500 ms).
-_TICK: Final = 0.5
-# How long a request may go unanswered before the stream counts as black-holed and is reopened
-# on another endpoint: a third of the lease's TTL, within these bounds. Go has no such check (it
-# relies on gRPC keep-alive pings, off by default); without it a black-holed stream would let the
-# lease expire even though other members are healthy.
-_MIN_ANSWER_WAIT: Final = 0.5
-_MAX_ANSWER_WAIT: Final = 5.0
-_FIRST_ANSWER_WAIT: Final = 1.0  # before the server has told us the lease's TTL
-_RETRY_BACKOFF: Final = 0.05
-_MAX_RETRY_BACKOFF: Final = 0.5  # Go's retryConnWait
-_NEVER: Final = float("inf")
 
 
 class _Stream:
@@ -82,27 +67,10 @@ class _Stream:
         self.call.cancel()
 
 
-@dataclass(slots=True)
-class _Lease:
-    """The renewal state of one lease, shared by every handle on it."""
-
-    lease_id: int
-    handles: list[KeepAliveHandle] = field(default_factory=list)
-    ttl: int = 0  # the latest TTL the server returned (0: none yet)
-    next_send: float = 0.0  # monotonic time of the next request (_NEVER while one is unanswered)
-    expires: float = _NEVER  # when it may have expired: last confirmed request's send time + TTL
-    sent: collections.deque[float] = field(default_factory=collections.deque)  # unanswered
-
-    def answer_wait(self) -> float:
-        if not self.ttl:
-            return _FIRST_ANSWER_WAIT
-        return min(max(self.ttl / 3, _MIN_ANSWER_WAIT), _MAX_ANSWER_WAIT)
-
-
 class Renewer:
     """A client's one LeaseKeepAlive stream (as in Go) and its two threads.
 
-    `etcd_layers.keepalive.send` sends each lease's renewals a third of its TTL apart, ends the
+    `etcd_layers.keepalive.send` sends the renewals the schedule says are due, ends the
     keep-alives whose lease may have expired, and resets a stream that stopped answering;
     `etcd_layers.keepalive.receive` opens the stream (again, on another endpoint, after a
     failure) and hands every response to the handles of its lease.
@@ -110,8 +78,8 @@ class Renewer:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._lock = threading.Lock()
-        self._leases: dict[int, _Lease] = {}
+        self._lock = threading.Lock()  # guards the schedule and the stream
+        self._schedule: Schedule[KeepAliveHandle] = Schedule()
         self._stream: _Stream | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -134,20 +102,18 @@ class Renewer:
         with self._lock:
             if self._stop.is_set():
                 raise ClosedError("the client is closed")
-            lease = self._leases.setdefault(handle.lease_id, _Lease(handle.lease_id))
-            lease.handles.append(handle)
-            lease.next_send = 0.0  # the caller waits for an answer to a request sent now
+            self._schedule.add(handle.lease_id, handle)
         self._wake.set()
 
     def remove(self, handle: KeepAliveHandle) -> None:
         """Stop delivering to `handle`; stop renewing its lease when no handle is left."""
         with self._lock:
-            lease = self._leases.get(handle.lease_id)
-            if lease is None or handle not in lease.handles:
-                return
-            lease.handles.remove(handle)
-            if not lease.handles:
-                del self._leases[handle.lease_id]
+            self._schedule.remove(handle.lease_id, handle)
+
+    def stats(self) -> KeepAliveStats:
+        """Return a snapshot of the keep-alive counters."""
+        with self._lock:
+            return self._schedule.stats()
 
     def endpoints_changed(self) -> None:
         """Move the stream off an endpoint that is no longer the client's."""
@@ -162,10 +128,10 @@ class Renewer:
         self._wake.set()
         with self._lock:
             stream, self._stream = self._stream, None
-            leases, self._leases = self._leases, {}
+            leases = self._schedule.clear()
         if stream is not None:
             stream.close("the client is closed")
-        for lease in leases.values():
+        for lease in leases:
             for handle in lease.handles:
                 handle.responses.stop(ClosedError("the client is closed"))
         for thread in self._threads:
@@ -185,39 +151,23 @@ class Renewer:
 
     def _send_due(self, now: float) -> float:
         """Send due renewals, end lost leases, reset a silent stream; return the next wait."""
-        lost: list[_Lease] = []
-        stalled = False
-        delay = _TICK
         with self._lock:
             stream = self._stream
-            for lease in list(self._leases.values()):
-                if now >= lease.expires:
-                    lost.append(lease)
-                    del self._leases[lease.lease_id]
-                    continue
-                delay = min(delay, lease.expires - now)
-                if stream is None:
-                    continue
-                if lease.sent and now - lease.sent[0] >= lease.answer_wait():
-                    stalled = True
-                elif now >= lease.next_send:
-                    stream.send(lease.lease_id)
-                    lease.sent.append(now)
-                    lease.next_send = _NEVER  # the answer schedules the next one
-                if lease.sent:
-                    delay = min(delay, lease.sent[0] + lease.answer_wait() - now)
-                delay = min(delay, lease.next_send - now)
-            if stalled:  # no more sends or checks on it; the receiver opens the next one
+            due = self._schedule.due(now, streaming=stream is not None)
+            if stream is not None:
+                for lease_id in due.send:
+                    stream.send(lease_id)
+            if due.stalled:  # no more sends or checks on it; the receiver opens the next one
                 self._stream = None
-        for lease in lost:
+        for lease in due.lost:
             error = f"no renewal of lease {lease.lease_id:x} was confirmed within its TTL"
             for handle in lease.handles:
                 handle.responses.fail(LeaseNotFoundError(f"{error} ({lease.ttl}s): it may be gone"))
-        if stalled and stream is not None:
+        if due.stalled and stream is not None:
             logger.warning("keep-alive stream to %s stopped answering", stream.endpoint.address)
             self._conn.mark_failed(stream.endpoint)
             stream.close("no answer")
-        return max(delay, 0.0)
+        return due.wait
 
     # --- the receiver --------------------------------------------------------------------
 
@@ -229,7 +179,7 @@ class Renewer:
             raise
 
     def _receive_forever(self) -> None:
-        backoff = _RETRY_BACKOFF
+        backoff = Backoff()
         while not self._stop.is_set():
             try:
                 endpoint = self._conn.pick()
@@ -238,14 +188,13 @@ class Renewer:
             if endpoint.acquire():  # else set_endpoints removed it since pick(): pick again
                 try:
                     if self._run_stream(endpoint):
-                        backoff = _RETRY_BACKOFF
+                        backoff.reset()
                 except ClosedError:
                     return
                 finally:
                     endpoint.release()
-            if self._stop.wait(backoff):
+            if self._stop.wait(backoff.next()):
                 return
-            backoff = min(backoff * 2, _MAX_RETRY_BACKOFF)
 
     def _run_stream(self, endpoint: Endpoint) -> bool:
         """Open a stream on `endpoint` and read it until it ends; whether it answered at all."""
@@ -278,10 +227,7 @@ class Renewer:
                 stream.close("the client is closed")
                 return False
             self._stream = stream
-            for lease in self._leases.values():
-                if lease.sent:  # unanswered on the old stream: ask again on this one
-                    lease.sent.clear()
-                    lease.next_send = now
+            self._schedule.attached(now)  # unanswered on the old stream: ask again on this one
         self._wake.set()
         return True
 
@@ -301,7 +247,7 @@ class Renewer:
         if stream.reset_reason not in (None, "ended"):
             logger.info("keep-alive stream to %s reset: %s", stream.endpoint.address, error)
             return  # ended on purpose; the sender already marked a silent endpoint failed
-        if isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
+        if error is not None and is_auth_refusal(error):
             try:
                 self._conn.authenticate(self._conn.deadline(self._conn.dial_timeout))
             except EtcdError:
@@ -313,19 +259,10 @@ class Renewer:
     def _deliver(self, stream: _Stream, message: rpc_pb2.LeaseKeepAliveResponse) -> None:
         now = time.monotonic()
         with self._lock:
-            lease = self._leases.get(message.ID)
-            if stream is not self._stream or lease is None:
+            if stream is not self._stream:
                 return
-            sent_at = lease.sent.popleft() if lease.sent else now
-            handles = list(lease.handles)
-            if message.TTL <= 0:  # etcd's answer for a missing or expired lease
-                del self._leases[message.ID]
-            else:
-                lease.ttl = message.TTL
-                lease.expires = sent_at + message.TTL  # answers come in order: it only grows
-                if not lease.sent:
-                    lease.next_send = now + message.TTL / 3  # Go renews at a third of the TTL
-        if message.TTL <= 0:
+            handles, gone = self._schedule.answered(message.ID, message.TTL, now)
+        if gone:
             for handle in handles:
                 handle.responses.fail(LeaseNotFoundError(f"lease {message.ID:x} not found"))
             return
@@ -336,8 +273,8 @@ class Renewer:
     def _crashed(self, err: BaseException) -> None:
         logger.exception("a keep-alive thread failed")
         with self._lock:
-            leases, self._leases = self._leases, {}
-        for lease in leases.values():
+            leases = self._schedule.clear()
+        for lease in leases:
             for handle in lease.handles:
                 handle.responses.fail(EtcdError(f"the keep-alive thread failed: {err!r}"))
 
@@ -372,7 +309,7 @@ class KeepAliveMixin:
         renewer.add(handle)
         try:
             confirmed = handle.responses.wait_first(
-                deadline.left_or(_NEVER) if deadline.bounded else self._conn.dial_timeout
+                deadline.left_or(NEVER) if deadline.bounded else self._conn.dial_timeout
             )
         except BaseException:
             handle.cancel()
@@ -386,6 +323,11 @@ class KeepAliveMixin:
                 f"within dial_timeout ({self._conn.dial_timeout:g}s)"
             )
         return handle
+
+    def keep_alive_stats(self) -> KeepAliveStats:
+        """Return a snapshot of the client's keep-alive counters (all zero before the first)."""
+        renewer = self._renewer
+        return KeepAliveStats() if renewer is None else renewer.stats()
 
     def _keep_alive_renewer(self) -> Renewer:
         with _RENEWER_LOCK:
@@ -409,24 +351,11 @@ class KeepAliveMixin:
         conn = self._conn
         conn.check_open()
         deadline = conn.deadline(timeout)
-        started = time.monotonic()
-        while True:
-            endpoint = conn.pick()
-            if not endpoint.acquire():  # set_endpoints removed it since pick(): pick again
-                continue
-            try:
-                return _renew_once(endpoint, lease_id, deadline, conn.metadata)
-            except UnavailableError as error:
-                if type(error) is not UnavailableError:  # etcd's own, e.g. NoLeaderError
-                    raise
-                conn.mark_failed(endpoint)
-                if not deadline.bounded and time.monotonic() - started > conn.dial_timeout:
-                    raise
-                if conn.closed.wait(deadline.left_or(_RETRY_BACKOFF)):
-                    raise ClosedError("the client is closed") from error
-                deadline.remaining()  # raises DeadlineExceededError once the time is spent
-            finally:
-                endpoint.release()
+
+        def attempt(endpoint: Endpoint) -> LeaseKeepAliveResponse:
+            return _renew_once(endpoint, lease_id, deadline, conn.metadata)
+
+        return conn.run(attempt, deadline, idempotent=True, unary=False)
 
 
 def _renew_once(

@@ -11,7 +11,8 @@ from typing import Final, overload
 from etcd_layers._compat import Self
 from etcd_layers.base import _convert, _methods
 from etcd_layers.base._admin import AdminMixin
-from etcd_layers.base._connection import Connection, TLSConfig, parse_endpoint
+from etcd_layers.base._connection import Connection
+from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
 from etcd_layers.base._keepalive import KeepAliveMixin
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watch import WatchMixin
@@ -189,6 +190,25 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
         except BaseException:
             self._conn.close()
             raise
+        self._start(self._conn, sync_interval)
+
+    @classmethod
+    def from_connection(
+        cls, connection: Connection, *, auto_sync_interval: float | None = None
+    ) -> Self:
+        """Build a client over `connection` as it is: no connecting, no logging in.
+
+        The seam for tests (a recording fake of the connection) and for other shells. The
+        client owns the connection from then on: `close()` closes it.
+        """
+        sync_interval = _positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
+        client = cls.__new__(cls)
+        client._start(connection, sync_interval)
+        return client
+
+    def _start(self, connection: Connection, sync_interval: float | None) -> None:
+        """Serve the Protocols over `connection` (connected, logged in)."""
+        self._conn = connection
         self._init_streams()
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -214,6 +234,11 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
     def endpoints(self) -> list[str]:
         """The endpoints as `host:port`, in the order given."""
         return self._conn.addresses
+
+    @property
+    def connection(self) -> Connection:
+        """The connection the client runs over: its endpoints, channels and auth metadata."""
+        return self._conn
 
     def set_endpoints(self, *endpoints: str) -> None:
         """Use these endpoints from the next request on; running streams move to them.

@@ -1,0 +1,152 @@
+"""One endpoint of a cluster: its address, its gRPC channel and the calls running on it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from etcd_layers.base._methods import Method
+from etcd_layers.errors import UnavailableError
+
+ResponseT = TypeVar("ResponseT")
+
+
+def serialize(message: Message) -> bytes:
+    """Serialize any request message (gRPC's request_serializer)."""
+    return message.SerializeToString()
+
+
+def parse_endpoint(endpoint: object) -> tuple[str, bool]:
+    """Return (`host:port`, whether the scheme asked for TLS) for a user's endpoint string.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not `host:port` (an http:// or https:// scheme is accepted and stripped).
+    """
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be str, not {type(endpoint).__name__}")
+    address, secure = endpoint.strip(), False
+    for scheme in ("http://", "https://", "unix://"):
+        if address.lower().startswith(scheme):
+            secure = scheme == "https://"
+            address = address[len(scheme) :]
+            break
+    address = address.rstrip("/")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"endpoint must be host:port, got {endpoint!r}")
+    if any(char in host for char in ", \t"):
+        # "a:2379,b:2379" (etcdctl's --endpoints) would otherwise pass as one host name and
+        # fail only after dial_timeout, as an UnavailableError naming no cause.
+        raise ValueError(
+            f"endpoint must be one host:port, got {endpoint!r} (give several as a list)"
+        )
+    return address, secure
+
+
+@dataclass(slots=True)
+class TLSConfig:
+    """Paths and names for TLS connections (any one given means TLS)."""
+
+    ca_cert: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+
+
+def new_channel(
+    address: str, tls: TLSConfig | None, options: list[tuple[str, object]]
+) -> grpc.Channel:
+    """Open a channel to `address`, secure when `tls` is given."""
+    if tls is None:
+        return grpc.insecure_channel(address, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+    )
+    if tls.server_name:
+        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+class Endpoint:
+    """One endpoint: its channel, its cached multi-callables and the calls running on it.
+
+    An endpoint removed by `set_endpoints` is retired: it takes no new call, and its channel
+    closes once the calls still running on it have ended (closing it at once would cancel
+    them, and a write canceled mid-flight could not be re-sent).
+    """
+
+    __slots__ = ("_active", "_callables", "_lock", "address", "channel", "retired")
+
+    def __init__(self, address: str, channel: grpc.Channel) -> None:
+        self.address = address
+        self.channel = channel
+        self.retired = False
+        self._active = 0
+        self._lock = threading.Lock()
+        self._callables: dict[str, grpc.UnaryUnaryMultiCallable[bytes, object]] = {}
+
+    def acquire(self) -> bool:
+        """Count one more call on this endpoint; False (and no count) once it is retired."""
+        with self._lock:
+            if self.retired:
+                return False
+            self._active += 1
+            return True
+
+    def release(self) -> None:
+        """End a call counted by acquire(); the last one closes a retired endpoint's channel."""
+        with self._lock:
+            self._active -= 1
+            close = self.retired and not self._active
+        if close:
+            self.channel.close()
+
+    def retire(self) -> None:
+        """Take no new call, and close the channel once the running ones have ended."""
+        with self._lock:
+            self.retired = True
+            close = not self._active
+        if close:
+            self.channel.close()
+
+    def close(self) -> None:
+        """Take no new call and close the channel now, canceling the running ones."""
+        with self._lock:
+            self.retired = True
+        self.channel.close()
+
+    def callable(self, method: Method[ResponseT]) -> grpc.UnaryUnaryMultiCallable[bytes, ResponseT]:
+        """Return the cached multi-callable for `method`, taking a serialized request."""
+        found = self._callables.get(method.path)
+        if found is None:
+            found = self.channel.unary_unary(
+                method.path,
+                request_serializer=None,  # callers pass serialized bytes: see Connection.call
+                response_deserializer=method.parse,
+            )
+            self._callables[method.path] = found
+        return found  # type: ignore[return-value]  # keyed by path, whose parser fixes ResponseT
+
+
+def wait_any_ready(endpoints: Sequence[Endpoint], timeout: float) -> None:
+    """Return once some endpoint has a ready channel.
+
+    Raises:
+        UnavailableError: none did within `timeout`.
+    """
+    ready = threading.Event()
+    futures = [grpc.channel_ready_future(e.channel) for e in endpoints]
+    for future in futures:
+        future.add_done_callback(lambda _future: ready.set())
+    connected = ready.wait(timeout)
+    for future in futures:
+        future.cancel()
+    if not connected or not any(f.done() and not f.cancelled() for f in futures):
+        addresses = [endpoint.address for endpoint in endpoints]
+        raise UnavailableError(f"no endpoint of {addresses} answered within {timeout:g}s")
