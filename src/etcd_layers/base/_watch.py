@@ -43,9 +43,8 @@ from etcd_layers.base._watch_recovery import (
     after_stream,
     next_backoff,
 )
+from etcd_layers.base._watch_state import WatchEntry
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.keys import StrOrBytes
-from etcd_layers.base.ops import check_bool, check_int, check_timeout, key_range
 from etcd_layers.base.watch_actions import Action, Confirm, Deliver, End, Send, WatchStats
 from etcd_layers.base.watch_mux import WatchMux
 from etcd_layers.errors import (
@@ -174,10 +173,10 @@ class _WatchStream:
                 watch._drop()
                 self._apply(actions)
 
-    def consumed(self, watch: ClientWatch, events: int) -> None:
+    def consumed(self, entry: WatchEntry[ClientWatch], events: int) -> None:
         """Count what the consumer read; a paused watch that caught up is created again."""
         with self.lock:
-            actions = self._mux.consumed(watch._entry, events)
+            actions = self._mux.consumed(entry, events)
             if actions:
                 self._apply(actions)
 
@@ -332,7 +331,9 @@ class _WatchStream:
             for message in call:
                 with lock:
                     actions = mux.on_message(message)
-                    if actions:
+                    if len(actions) == 1 and type(first := actions[0]) is Deliver:
+                        first.watch._items.put(first.response)  # the usual case, inline
+                    elif actions:
                         apply(actions)
         except grpc.RpcError as err:
             return err
@@ -347,74 +348,3 @@ class _WatchStream:
         while not self._stop.wait(_PROBE_TICK):
             with self.lock:
                 self._apply(self._mux.tick())
-
-
-class WatchMixin:
-    """The Watcher Protocol, mixed into Client."""
-
-    _conn: Connection
-
-    def _init_streams(self) -> None:
-        """Prepare the stream managers (called once the connection is up)."""
-        self._watch_stream = _WatchStream(self._conn)
-
-    def watch(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        start_revision: int = 0,
-        prev_kv: bool = False,
-        filter_put: bool = False,
-        filter_delete: bool = False,
-        progress_notify: bool = False,
-        fragment: bool = False,
-        created_notify: bool = False,
-        timeout: float | None = None,
-    ) -> ClientWatch:
-        """Watch a key or a range (see Watcher.watch); returns once the server confirmed it.
-
-        Raises:
-            DeadlineExceededError: not confirmed within `timeout`.
-            UnavailableError: no deadline, and no endpoint answered within dial_timeout.
-        """
-        begin, end = key_range(key, range_end, prefix, from_key)
-        filters = []
-        if check_bool(filter_put, "filter_put"):
-            filters.append(rpc_pb2.WatchCreateRequest.NOPUT)
-        if check_bool(filter_delete, "filter_delete"):
-            filters.append(rpc_pb2.WatchCreateRequest.NODELETE)
-        create = rpc_pb2.WatchCreateRequest(
-            key=begin,
-            range_end=end,
-            start_revision=check_int(start_revision, "start_revision"),
-            prev_kv=check_bool(prev_kv, "prev_kv"),
-            progress_notify=check_bool(progress_notify, "progress_notify"),
-            fragment=check_bool(fragment, "fragment"),
-            filters=filters,
-        )
-        return self._watch_stream.add(
-            create,
-            created_notify=check_bool(created_notify, "created_notify"),
-            progress_notify=progress_notify,
-            timeout=check_timeout(timeout),
-        )
-
-    def watch_stats(self) -> WatchStats:
-        """Return a snapshot of the counters of this client's watch stream.
-
-        `streams` opened, `fragments` joined, `pauses` of slow consumers, liveness `probes`
-        sent, and the `endpoint` of the latest stream; for tests and monitoring.
-        """
-        return self._watch_stream.stats()
-
-    def request_progress(self, *, timeout: float | None = None) -> None:
-        """Ask the server for a progress notification on every watch of this client.
-
-        The notifications arrive on the watches (`is_progress_notify`); this call does not
-        wait for them.
-        """
-        check_timeout(timeout)
-        self._watch_stream.request_progress()

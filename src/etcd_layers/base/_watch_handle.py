@@ -93,7 +93,7 @@ class ClientWatch:
         if isinstance(item, EtcdError):
             self._done = True
             raise item  # the watch ended with it; next() raises CanceledError from now on
-        self._stream.consumed(self, len(item.events) or 1)
+        self._stream.consumed(self._entry, len(item.events) or 1)
         return item
 
     def cancel(self) -> None:
