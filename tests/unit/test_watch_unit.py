@@ -14,15 +14,13 @@ from etcd_layers.base._proto import kv_pb2, rpc_pb2
 from etcd_layers.base._watch_recovery import After, after_stream, next_backoff
 from etcd_layers.base._watch_state import (
     FragmentJoiner,
-    Phase,
     ResumePoint,
-    WatchEntry,
     cancel_error,
     is_auth_refusal,
 )
 from etcd_layers.base.responses import EventType, WatchResponse
 from etcd_layers.base.watch_actions import Abort, Action, Confirm, Deliver, End, Send
-from etcd_layers.base.watch_mux import WatchMux
+from etcd_layers.base.watch_mux import Phase, WatchEntry, WatchMux
 
 # --- ResumePoint ---------------------------------------------------------------------------
 

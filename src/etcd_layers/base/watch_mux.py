@@ -53,6 +53,18 @@ from etcd_layers.base.watch_actions import (
 )
 from etcd_layers.errors import EtcdError
 
+__all__ = [  # the entries the multiplexer tracks are built by the shells, so they are public here
+    "BROADCAST_ID",
+    "PROBE_AFTER",
+    "PROBE_TIMEOUT",
+    "PROGRESS_REQUEST",
+    "QUEUE_LIMIT",
+    "Phase",
+    "WatchEntry",
+    "WatchMux",
+    "cancel_request",
+]
+
 logger = logging.getLogger(__name__)
 
 QUEUE_LIMIT: Final = 1000  # events a watch holds for its consumer before it is paused
