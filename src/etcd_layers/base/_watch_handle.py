@@ -24,7 +24,7 @@ class ClientWatch:
     """A running watch of a Client (the Watch Protocol).
 
     Iterate it, or call `next()`, for WatchResponses in order; `cancel()` (or leaving a
-    `with` block) ends it. Responses wait in a bounded queue: see the module docstring.
+    `with` block) ends it. Responses wait in a bounded queue (see base/_watch.py on back-pressure).
     Dropping the last reference does not end it (clientv3 likewise needs its context
     canceled): it runs until canceled, until an error ends it, or until the client closes.
     """
