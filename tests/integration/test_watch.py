@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from etcd_layers import Client, EventType, Op, errors
-from etcd_layers.base import _methods, _watch
+from etcd_layers.base import _methods, watch_mux
 from etcd_layers.base._proto import rpc_pb2
-from etcd_layers.base._watch import ClientWatch
+from etcd_layers.base._watch_handle import ClientWatch
 from etcd_layers.base.responses import WatchResponse
 from etcd_layers.testing import EtcdServer, wait_until
 from etcd_layers.testing.plugin import require_etcd
@@ -302,13 +302,12 @@ def test_watch_fragment_joins_a_large_txn_into_one_response(
                 for i in range(start, min(start + 50, FRAGMENTED_KEYS))
             ]
         )
-    stats = tuned_client._watch_stream.stats
-    fragments_before = stats.fragments
+    fragments_before = tuned_client.watch_stats().fragments
     with tuned_client.watch(etcd_key_prefix, prefix=True, prev_kv=True, fragment=True) as watch:
         deleted = tuned_client.txn(success=[Op.delete(etcd_key_prefix, prefix=True)])
         response = watch.next(timeout=TIMEOUT)
         assert_silent(watch)
-    assert stats.fragments - fragments_before >= 3  # etcd really fragmented it
+    assert tuned_client.watch_stats().fragments - fragments_before >= 3  # etcd really fragmented it
     assert len(response.events) == FRAGMENTED_KEYS
     assert [e.kv.key for e in response.events] == [
         etcd_key_prefix + b"%05d" % i for i in range(FRAGMENTED_KEYS)
@@ -418,6 +417,7 @@ def test_watch_future_start_revision_waits_for_it(
 
 def test_client_close_ends_every_watch(etcd_server: EtcdServer, etcd_key_prefix: bytes) -> None:
     """close() of the client stops iteration of its watches; next() then raises CanceledError."""
+    before = set(threading.enumerate())
     cli = Client(endpoints=etcd_server.endpoints)
     first = cli.watch(etcd_key_prefix + b"a")
     second = cli.watch(etcd_key_prefix + b"b")
@@ -437,7 +437,8 @@ def test_client_close_ends_every_watch(etcd_server: EtcdServer, etcd_key_prefix:
         second.next(timeout=TIMEOUT)
     with pytest.raises(errors.CanceledError):
         cli.watch(etcd_key_prefix + b"c")
-    assert not [thread for thread in cli._watch_stream._threads if thread.is_alive()]
+    started = [thread for thread in threading.enumerate() if thread not in before]
+    assert not [thread for thread in started if thread.name.startswith("etcd_layers.watch.")]
 
 
 def test_watch_many_concurrent_watches_from_threads(
@@ -467,7 +468,7 @@ def test_watch_many_concurrent_watches_from_threads(
         thread.join(TIMEOUT * 3)
     assert failures == []
     assert results == {index: [b"0", b"1", b"2"] for index in range(count)}
-    assert etcd_client._watch_stream.stats.streams >= 1
+    assert etcd_client.watch_stats().streams >= 1
 
 
 def test_watch_all_keys_with_empty_prefix(etcd_client: Client, etcd_key_prefix: bytes) -> None:
@@ -499,7 +500,7 @@ def test_watch_created_after_the_token_expired_logs_in_again(
     with user_client.watch(first_key) as first:
         user_client.put(first_key, "before")
         token = dict(user_client.connection.metadata)["token"]
-        streams = user_client._watch_stream.stats.streams
+        streams = user_client.watch_stats().streams
 
         def expired() -> bool:
             # This probe renews a live token, so it runs less often than tokens expire.
@@ -525,7 +526,7 @@ def test_watch_created_after_the_token_expired_logs_in_again(
             ]
             assert events_of(second, 1) == [(EventType.PUT, second_key, b"after")]
             assert_silent(first)
-        assert user_client._watch_stream.stats.streams > streams
+        assert user_client.watch_stats().streams > streams
 
 
 # --- back-pressure -------------------------------------------------------------------------
@@ -537,7 +538,7 @@ def test_watch_slow_consumer_stays_bounded_and_loses_nothing(
     """A consumer that does not read while thousands of events arrive holds a bounded queue,
     other watches keep flowing meanwhile, and reading later yields every event in order."""
     limit = 100
-    monkeypatch.setattr(_watch, "QUEUE_LIMIT", limit)
+    monkeypatch.setattr(watch_mux, "QUEUE_LIMIT", limit)
     total = 2000
     with Client(endpoints=etcd_server.endpoints) as cli:
         slow = cli.watch(etcd_key_prefix + b"s/", prefix=True)
@@ -548,7 +549,7 @@ def test_watch_slow_consumer_stays_bounded_and_loses_nothing(
         cli.put(etcd_key_prefix + b"f", "ping")
         assert events_of(fast, 1)[0][2] == b"ping"  # not stuck behind the slow watch
         assert slow.peak_pending_events <= limit
-        assert cli._watch_stream.stats.pauses >= 1
+        assert cli.watch_stats().pauses >= 1
         received: list[int] = []
         while len(received) < total:
             received += [e.kv.mod_revision for e in slow.next(timeout=TIMEOUT).events]
@@ -590,10 +591,10 @@ def test_watch_bad_arguments_are_refused_before_any_io(
     etcd_client: Client, etcd_key_prefix: bytes, kwargs: dict[str, object], error: type[Exception]
 ) -> None:
     """A bad argument raises at once, starts nothing, and leaves the client usable."""
-    streams = etcd_client._watch_stream.stats.streams
+    streams = etcd_client.watch_stats().streams
     with pytest.raises(error):
         etcd_client.watch(**kwargs)  # type: ignore[arg-type]  # wrong types on purpose
-    assert etcd_client._watch_stream.stats.streams == streams
+    assert etcd_client.watch_stats().streams == streams
     key = etcd_key_prefix + b"k"
     with etcd_client.watch(key) as watch:
         etcd_client.put(key, "v")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from etcd_layers import Client, errors
-from etcd_layers.base._watch import ClientWatch
+from etcd_layers.base._watch_handle import ClientWatch
 from etcd_layers.testing import EtcdCluster, Member, wait_until
 
 TIMEOUT = 10.0
@@ -146,7 +146,7 @@ def test_watch_survives_dropped_connections_exactly_once(
             writer.wait_for_more(30)
             expected = writer.stop()
             assert collector.finish(expected) == expected
-            assert cli._watch_stream.stats.streams >= 4
+            assert cli.watch_stats().streams >= 4
 
 
 def test_watch_resumes_after_its_member_restarts(
@@ -165,7 +165,7 @@ def test_watch_resumes_after_its_member_restarts(
             writer.wait_for_more(30)
             expected = writer.stop()
             assert collector.finish(expected) == expected
-            assert cli._watch_stream.stats.streams >= 2
+            assert cli.watch_stats().streams >= 2
 
 
 def test_watch_that_saw_nothing_resumes_from_its_creation(
@@ -189,7 +189,7 @@ def test_watch_that_saw_nothing_resumes_from_its_creation(
         ]
         with pytest.raises(TimeoutError):
             watch.next(timeout=0.5)
-        assert cli._watch_stream.stats.streams >= 2
+        assert cli.watch_stats().streams >= 2
 
 
 def test_watch_fails_over_when_its_member_dies(
@@ -200,13 +200,12 @@ def test_watch_fails_over_when_its_member_dies(
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
-            stats = cli._watch_stream.stats
-            victim = member_at(etcd_cluster, stats.endpoint)
+            victim = member_at(etcd_cluster, cli.watch_stats().endpoint)
             victim.kill()
             writer.wait_for_more(50)
             expected = writer.stop()
             assert collector.finish(expected) == expected
-            assert stats.endpoint != victim.endpoint
+            assert cli.watch_stats().endpoint != victim.endpoint
 
 
 def test_watch_notices_a_black_holed_member_within_seconds(
@@ -217,14 +216,14 @@ def test_watch_notices_a_black_holed_member_within_seconds(
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
-            stats = cli._watch_stream.stats
-            victim = member_at(etcd_cluster, stats.endpoint)
+            victim = member_at(etcd_cluster, cli.watch_stats().endpoint)
             victim.client_proxy.blackhole()
             started = time.monotonic()
             stalled_at = len(collector.events)
             wait_until(
                 lambda: (
-                    len(collector.events) > stalled_at + 20 and stats.endpoint != victim.endpoint
+                    len(collector.events) > stalled_at + 20
+                    and cli.watch_stats().endpoint != victim.endpoint
                 ),
                 timeout=TIMEOUT,
                 message="the watch did not leave the black-holed member",
@@ -233,7 +232,7 @@ def test_watch_notices_a_black_holed_member_within_seconds(
             expected = writer.stop()
             assert collector.finish(expected) == expected
             assert noticed < 6.0
-            assert stats.probes >= 1
+            assert cli.watch_stats().probes >= 1
 
 
 def test_watch_moves_with_set_endpoints(etcd_cluster: EtcdCluster, etcd_key_prefix: bytes) -> None:
@@ -244,8 +243,7 @@ def test_watch_moves_with_set_endpoints(etcd_cluster: EtcdCluster, etcd_key_pref
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
             cli.set_endpoints(second.endpoint)
-            stats = cli._watch_stream.stats
-            wait_until(lambda: stats.endpoint == second.endpoint, timeout=TIMEOUT)
+            wait_until(lambda: cli.watch_stats().endpoint == second.endpoint, timeout=TIMEOUT)
             first.client_proxy.blackhole()  # nothing may still flow through the old endpoint
             writer.wait_for_more(30)
             expected = writer.stop()

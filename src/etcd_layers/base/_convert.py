@@ -19,6 +19,7 @@ from etcd_layers.base.responses import (
     Response,
     ResponseHeader,
     TxnResponse,
+    WatchResponse,
 )
 
 # --- requests -----------------------------------------------------------------------------
@@ -190,7 +191,57 @@ def compact_response(message: rpc_pb2.CompactionResponse) -> CompactResponse:
     return CompactResponse(header(message.header))
 
 
+_EVENT_TYPES: Final = (EventType.PUT, EventType.DELETE)  # indexed by the wire value: no lookup
+
+
 def event(message: kv_pb2.Event) -> Event:
     """Return an Event (prev_kv None unless the server sent one)."""
-    prev = key_value(message.prev_kv) if message.HasField("prev_kv") else None
-    return Event(EventType(message.type), key_value(message.kv), prev)
+    kv = message.kv
+    prev = None
+    if message.HasField("prev_kv"):
+        p = message.prev_kv
+        prev = KeyValue(p.key, p.value, p.create_revision, p.mod_revision, p.version, p.lease)
+    return Event(
+        _EVENT_TYPES[message.type],
+        KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
+        prev,
+    )
+
+
+def events(messages: Iterable[kv_pb2.Event], *, prev_kv: bool) -> list[Event]:
+    """Return the Events of a watch response, in order.
+
+    The watch hot path: without `prev_kv` the server sends none, so protobuf is not asked
+    about it, and each KeyValue is built inline (a call per event costs as much as the rest).
+    """
+    if prev_kv:
+        return [event(m) for m in messages]
+    return [
+        Event(
+            _EVENT_TYPES[m.type],
+            KeyValue(
+                (kv := m.kv).key,
+                kv.value,
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+                kv.lease,
+            ),
+            None,
+        )
+        for m in messages
+    ]
+
+
+def events_response(message: rpc_pb2.WatchResponse, events: list[Event]) -> WatchResponse:
+    """Return the WatchResponse that carries `events` (joined and converted) to its watch."""
+    h = message.header
+    return WatchResponse(
+        ResponseHeader(h.cluster_id, h.member_id, h.revision, h.raft_term),
+        events,
+        0,
+        False,
+        False,
+        False,
+        message.watch_id,
+    )

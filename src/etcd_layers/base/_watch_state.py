@@ -1,12 +1,14 @@
-"""The pure bookkeeping of watches: resume revisions, fragment joining and cancel reasons."""
+"""The pure bookkeeping of one watch: phase, counts, resume revision, fragments, cancel reason."""
 
 from __future__ import annotations
 
+import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.errors import (
     AuthOldRevisionError,
     CompactedError,
@@ -18,6 +20,7 @@ from etcd_layers.errors import (
 )
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)  # the shell's handle for a watch
 
 # etcd 3.5 puts a gRPC status's text in `cancel_reason` ("rpc error: code = PermissionDenied
 # desc = etcdserver: permission denied"); the table of error strings knows only the `desc` part.
@@ -56,6 +59,63 @@ class ResumePoint:
         """Record that every event up to `last_mod_revision` reached the watch's queue."""
         if last_mod_revision >= self.next_revision:
             self.next_revision = last_mod_revision + 1
+
+
+class Phase(enum.Enum):
+    """Where a watch is in its life."""
+
+    PENDING = "pending"  # waiting to be (re)created on the stream
+    CREATING = "creating"  # its create request is the one in flight
+    ACTIVE = "active"  # the server watches for it under `server_id`
+    PAUSED = "paused"  # its queue is full: no server-side watch until the consumer catches up
+    ENDED = "ended"
+
+
+class WatchEntry(Generic[K]):
+    """One watch as the multiplexer sees it; `key` is the shell's handle for it."""
+
+    __slots__ = (
+        "auth_retried",
+        "confirmed",
+        "create",
+        "created_notify",
+        "dequeued",
+        "enqueued",
+        "key",
+        "peak",
+        "phase",
+        "prev_kv",
+        "progress_notify",
+        "resume",
+        "server_id",
+    )
+
+    def __init__(
+        self,
+        key: K,
+        create: rpc_pb2.WatchCreateRequest,
+        *,
+        created_notify: bool = False,
+        progress_notify: bool = False,
+    ) -> None:
+        self.key = key
+        self.create = create  # re-sent with `start_revision` moved on at every re-creation
+        self.resume = ResumePoint(create.start_revision)
+        self.created_notify = created_notify
+        self.progress_notify = progress_notify
+        self.prev_kv = create.prev_kv
+        self.phase = Phase.PENDING
+        self.server_id = -1
+        self.confirmed = False
+        self.auth_retried = False
+        self.enqueued = 0  # events delivered (at least 1 per response)
+        self.dequeued = 0  # events the consumer has read
+        self.peak = 0  # the most events that ever waited at once
+
+    @property
+    def pending(self) -> int:
+        """How many delivered events wait to be read."""
+        return self.enqueued - self.dequeued
 
 
 class FragmentJoiner(Generic[T]):

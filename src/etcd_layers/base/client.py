@@ -15,7 +15,7 @@ from etcd_layers.base._connection import Connection
 from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
 from etcd_layers.base._keepalive import KeepAliveMixin
 from etcd_layers.base._proto import rpc_pb2
-from etcd_layers.base._watch import WatchMixin
+from etcd_layers.base._watcher import WatchMixin
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
     Compare,

@@ -1,0 +1,71 @@
+"""What follows the end of a watch stream: the pure decision and the reconnect back-off."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from etcd_layers.base._watch_state import is_auth_refusal
+from etcd_layers.errors import EtcdError, NoLeaderError
+
+# The watch's reconnect back-off, in one place: the wait before the next stream doubles from
+# BACKOFF up to MAX_BACKOFF after each stream that failed before answering.
+# TODO(#13): switch to the shared retry/back-off core once it lands.
+BACKOFF: Final = 0.05
+MAX_BACKOFF: Final = 1.0
+
+# Why this client ended a stream itself (None: the stream failed).
+IDLE: Final = "no watch left"
+MOVED: Final = "endpoints changed"
+DEAD: Final = "no answer to a progress probe"
+REAUTH: Final = "the auth token was refused"
+CLOSED: Final = "client closed"
+
+
+def next_backoff(backoff: float) -> float:
+    """Return the wait before the stream after one that failed, given the last wait.
+
+    A wait of 0 (the stream before ended on purpose) counts as BACKOFF, so a failing
+    endpoint is never retried in a tight loop.
+    """
+    return min(max(backoff, BACKOFF) * 2, MAX_BACKOFF)
+
+
+class After(enum.Enum):
+    """What the stream thread does once a stream ended."""
+
+    NEXT = "open the next stream at once"
+    FAILOVER = "mark the endpoint failed and back off"
+    REAUTH = "log in again, then open the next stream"
+    FAIL = "end every watch with the stream's error and back off"
+
+
+def after_stream(
+    reason: str | None,
+    error: EtcdError | None,
+    *,
+    transport_failure: bool,
+    has_credentials: bool,
+) -> After:
+    """Decide what follows a stream that ended.
+
+    Args:
+        reason: why this client ended the stream itself (None: it failed or ended cleanly).
+        error: the stream's error, translated (None: the server ended it cleanly).
+        transport_failure: the error's status is one a new stream may cure (the shell's
+            gRPC codes: UNAVAILABLE, INTERNAL, and a CANCELLED we did not ask for).
+        has_credentials: the client can log in again.
+    """
+    if reason in (IDLE, MOVED, CLOSED):
+        return After.NEXT
+    if reason == REAUTH:
+        return After.REAUTH
+    if error is None or reason == DEAD:
+        return After.FAILOVER
+    # As clientv3's isHaltErr: retry transport failures, but end the watches on any other
+    # error, and on a lost leader when require_leader asked for that.
+    if transport_failure and not isinstance(error, NoLeaderError):
+        return After.FAILOVER
+    if is_auth_refusal(error) and has_credentials:
+        return After.REAUTH
+    return After.FAIL
