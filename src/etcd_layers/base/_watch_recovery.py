@@ -6,13 +6,13 @@ import enum
 from typing import Final
 
 from etcd_layers.base._watch_state import is_auth_refusal
+from etcd_layers.base.retry import MAX_STREAM_BACKOFF, RETRY_BACKOFF, doubled
 from etcd_layers.errors import EtcdError, NoLeaderError
 
-# The watch's reconnect back-off, in one place: the wait before the next stream doubles from
-# BACKOFF up to MAX_BACKOFF after each stream that failed before answering.
-# TODO(#13): switch to the shared retry/back-off core once it lands.
-BACKOFF: Final = 0.05
-MAX_BACKOFF: Final = 1.0
+# The watch's reconnect back-off is the retry rule's (base.retry): the wait before the next
+# stream doubles from BACKOFF up to MAX_BACKOFF after each stream that failed before answering.
+BACKOFF: Final = RETRY_BACKOFF
+MAX_BACKOFF: Final = MAX_STREAM_BACKOFF
 
 # Why this client ended a stream itself (None: the stream failed).
 IDLE: Final = "no watch left"
@@ -28,7 +28,7 @@ def next_backoff(backoff: float) -> float:
     A wait of 0 (the stream before ended on purpose) counts as BACKOFF, so a failing
     endpoint is never retried in a tight loop.
     """
-    return min(max(backoff, BACKOFF) * 2, MAX_BACKOFF)
+    return doubled(backoff, MAX_BACKOFF)
 
 
 class After(enum.Enum):

@@ -8,12 +8,11 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from etcd_layers.base import retry
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.errors import (
-    AuthOldRevisionError,
     CompactedError,
     EtcdError,
-    InvalidAuthTokenError,
     PermissionDeniedError,
     WatchCanceledError,
     error_class,
@@ -174,5 +173,9 @@ def cancel_error(reason: str, compact_revision: int) -> EtcdError:
 
 
 def is_auth_refusal(error: EtcdError) -> bool:
-    """Whether a refused watch may succeed after logging in again (expired token, etcd #12385)."""
-    return isinstance(error, (PermissionDeniedError, InvalidAuthTokenError, AuthOldRevisionError))
+    """Whether a refused watch may succeed after logging in again.
+
+    The token refusals of every call (`retry.is_auth_refusal`), and permission denied: etcd
+    answers a watch created with an expired token so (etcd #12385).
+    """
+    return retry.is_auth_refusal(error) or isinstance(error, PermissionDeniedError)

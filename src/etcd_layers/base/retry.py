@@ -52,6 +52,7 @@ from etcd_layers.errors import (
 # The first wait before a retry; each retry of the same call doubles it, up to the maximum.
 RETRY_BACKOFF: Final = 0.05
 MAX_RETRY_BACKOFF: Final = 0.5  # Go's retryConnWait
+MAX_STREAM_BACKOFF: Final = 1.0  # between a watch stream that failed and the next one
 # How close to its deadline a call may be when etcd answers "request timed out" for that
 # deadline to count as the cause (the server's copy of it expires a moment before ours).
 DEADLINE_SLACK: Final = 0.05
@@ -100,12 +101,21 @@ class Backoff:
     def next(self) -> float:
         """Return the seconds to wait before the next retry, and double the one after."""
         wait = self._next
-        self._next = min(wait * 2, MAX_RETRY_BACKOFF)
+        self._next = doubled(wait)
         return wait
 
     def reset(self) -> None:
         """Start again from RETRY_BACKOFF (a stream that worked for a while)."""
         self._next = RETRY_BACKOFF
+
+
+def doubled(wait: float, maximum: float = MAX_RETRY_BACKOFF) -> float:
+    """Return the wait after `wait`: twice it, at least twice RETRY_BACKOFF, at most `maximum`.
+
+    The one doubling rule of every back-off. A `wait` of 0 (the stream before ended on purpose)
+    counts as RETRY_BACKOFF, so a failing endpoint is never retried in a tight loop.
+    """
+    return min(max(wait, RETRY_BACKOFF) * 2, maximum)
 
 
 def is_transport_failure(error: EtcdError) -> bool:
