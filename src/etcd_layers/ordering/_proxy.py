@@ -63,9 +63,15 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
     # finds it on the proxy itself on every Python: 3.12+ never reach wrapt's forwarding.
     compact = Forwarded()
 
-    def __init__(self, kv: KV, on_violation: OnViolation) -> None:
+    def __init__(
+        self, kv: KV, on_violation: OnViolation, floor: RevisionFloor | None = None
+    ) -> None:
+        """Check `kv`'s responses against `floor` (a new one, at 0, by default).
+
+        Several wrappers given one floor check against the highest revision any of them saw.
+        """
         super().__init__(kv)
-        self._self_floor = RevisionFloor()
+        self._self_floor = RevisionFloor() if floor is None else floor
         self._self_on_violation = on_violation
 
     def _checked(self, op: Op, send: Callable[[float | None], R], timeout: float | None) -> R:
