@@ -32,8 +32,7 @@ from etcd_layers.base import (
     deadline as _deadline,
 )
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.ordering import OrderingKV
-from etcd_layers.ordering._floor import RevisionFloor
+from etcd_layers.ordering import OrderingKV, RevisionFloor
 from etcd_layers.ordering._proxy import call_violations
 
 JOIN_TIMEOUT = 10.0

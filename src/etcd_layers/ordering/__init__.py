@@ -55,9 +55,10 @@ from etcd_layers.base.ops import Op
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import Response
 from etcd_layers.errors import NoGreaterRevisionError
+from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._proxy import OnViolation, OrderingKV, call_violations
 
-__all__ = ["OnViolation", "OrderingKV", "switch_endpoints", "wrap"]
+__all__ = ["OnViolation", "OrderingKV", "RevisionFloor", "switch_endpoints", "wrap"]
 
 KVT = TypeVar("KVT", bound=KV)
 
