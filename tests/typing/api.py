@@ -127,3 +127,18 @@ def admin_usage(cli: Client) -> None:
     cli.role_grant_permission("reader", "/app/", prefix=True, perm=Permission.READ)
     cli.user_add("alice", "secret")
     cli.user_grant_role("alice", "reader")
+
+
+def funnel_usage(
+    lkv: leasing.LeasingKV, checked: ordering.OrderingKV, tenant: namespace.NamespaceKV[Client]
+) -> None:
+    # Every class takes its put/get/delete/txn from the KV Protocol: one signature, typed alike.
+    for kv in (lkv, checked, tenant):
+        got: GetResponse = kv.get("k", prefix=True, keys_only=True, timeout=1.0)
+        put: PutResponse = kv.put("k", "v", prev_kv=True)
+        deleted: DeleteResponse = kv.delete("k", range_end="l")
+        txn: TxnResponse = kv.txn([Compare.version("k") > 0], [Op.get("k")])
+        typed: GetResponse = kv.do(Op.get("k"))
+        assert got.count + put.header.revision + deleted.deleted + typed.count >= 0
+        assert txn.succeeded in (True, False)
+    lkv.get("k", serializable=True)  # the leasing fast path is typed as KV.get

@@ -229,6 +229,17 @@ def test_wrap_grants_the_session_and_watches_the_prefix(
     assert isinstance(lkv, KV)
 
 
+def test_leasing_wrap_is_an_instance_of_what_it_is_typed_as(
+    backend: FakeBackend, lkv: LeasingKV
+) -> None:
+    """isinstance agrees with wrap()'s type: a LeasingClient, not the wrapped client's class."""
+    layer: object = lkv
+    for proto in (leasing.LeasingClient, LeasingKV, KV, Watcher, Lease):
+        assert isinstance(layer, proto), proto
+    assert not isinstance(layer, FakeBackend)
+    assert type(layer) is LeasingKV
+
+
 def test_close_revokes_the_session_and_leaves_the_client_open(backend: FakeBackend) -> None:
     """close() gives every leasing key back by revoking the lease; the client stays open."""
     lkv = leasing.wrap(as_backend(backend), P)

@@ -286,6 +286,24 @@ def test_namespace_wrap_satisfies_all_three_protocols(ns: KVWatcherLease) -> Non
     assert isinstance(ns, Lease)
 
 
+@pytest.mark.parametrize(
+    ("wrapper", "is_a"),
+    [
+        (namespace.wrap, (NamespaceClient, KVWatcherLease, KV, Watcher, Lease)),
+        (namespace.wrap_kv, (NamespaceKV, KV)),
+        (namespace.wrap_watcher, (NamespaceWatcher, Watcher)),
+        (namespace.wrap_lease, (NamespaceLease, Lease)),
+    ],
+)
+def test_namespace_wrap_is_an_instance_of_what_it_is_typed_as(
+    fake: RecordingClient, wrapper: Callable[[Any, str], object], is_a: tuple[type, ...]
+) -> None:
+    """isinstance agrees with the wrapper's type: its Protocols, never the wrapped class."""
+    proxy = wrapper(speaking(fake), "t/")
+    assert all(isinstance(proxy, kind) for kind in is_a)
+    assert not isinstance(proxy, RecordingClient)
+
+
 def test_namespace_wrap_kv_is_not_a_watcher(fake: RecordingClient) -> None:
     """wrap_kv() is a KV only: the refused watch makes it fail the Watcher check."""
     proxy = namespace.wrap_kv(speaking(fake), "t/")

@@ -33,7 +33,6 @@ from etcd_layers.base import (
 from etcd_layers.namespace._translate import (
     prefix_compare,
     prefix_op,
-    prefix_own_op,
     prefix_range,
     unprefix_keys,
     unprefix_kvs,
@@ -207,18 +206,8 @@ def test_prefix_compare_keeps_target_result_and_value() -> None:
     assert compare == dataclasses.replace(original, key=b"p/k", range_end=b"p/l")
 
 
-def test_prefix_own_op_moves_a_fresh_op_in_place() -> None:
-    """An Op just built by the caller is moved into the namespace without a copy."""
-    get, put, delete = Op.get("", prefix=True), Op.put("k", "v"), Op.delete("a", range_end="c")
-    for op in (get, put, delete):
-        prefix_own_op(b"p/", op)
-    assert (get.key, get.range_end) == (b"p/\x00", b"p0")
-    assert (put.key, put.value) == (b"p/k", b"v")
-    assert (delete.key, delete.range_end) == (b"p/a", b"p/c")
-
-
 def test_op_builders_return_a_new_op_every_call() -> None:
-    """prefix_own_op is only safe because Op.get/put/delete never hand out a shared Op."""
+    """Op.get/put/delete build a new Op on every call: no two calls share one."""
     assert Op.get("k") is not Op.get("k")
     assert Op.put("k", "v") is not Op.put("k", "v")
     assert Op.delete("k") is not Op.delete("k")

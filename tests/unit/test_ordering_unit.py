@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,10 +31,8 @@ from etcd_layers.base import (
 from etcd_layers.base import (
     deadline as _deadline,
 )
-from etcd_layers.base._connection import Connection
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.ordering import OrderingKV
-from etcd_layers.ordering._floor import RevisionFloor
+from etcd_layers.ordering import OrderingKV, RevisionFloor
 from etcd_layers.ordering._proxy import call_violations
 
 JOIN_TIMEOUT = 10.0
@@ -337,7 +334,8 @@ def test_ordering_checks_against_the_floor_seen_when_the_call_began() -> None:
                 return respond(op, 50)
             return respond(op, 100)
 
-    kv = checked(SlowFirstRead(), recorder)
+    floor = RevisionFloor()
+    kv = OrderingKV(kv_of(SlowFirstRead()), recorder, floor)
     results: list[Response] = []
     reader = threading.Thread(target=lambda: results.append(kv.get("k")), daemon=True)
     reader.start()
@@ -348,7 +346,7 @@ def test_ordering_checks_against_the_floor_seen_when_the_call_began() -> None:
     assert not reader.is_alive()
     assert [r.header.revision for r in results] == [50]
     assert recorder.calls == []
-    assert kv._self_floor.get() == 100  # the late, lower answer did not lower the floor
+    assert floor.get() == 100  # the late, lower answer did not lower the floor
 
 
 def test_ordering_many_threads_see_no_false_violation() -> None:
@@ -363,7 +361,8 @@ def test_ordering_many_threads_see_no_false_violation() -> None:
                 revision = next(counter)
             return respond(op, revision)
 
-    kv = checked(Rising(), recorder)
+    floor = RevisionFloor()
+    kv = OrderingKV(kv_of(Rising()), recorder, floor)
     threads, rounds = 8, 500
     failures: list[BaseException] = []
     start = threading.Barrier(threads)
@@ -387,7 +386,7 @@ def test_ordering_many_threads_see_no_false_violation() -> None:
     assert not any(worker.is_alive() for worker in workers)
     assert failures == []
     assert recorder.calls == []
-    assert kv._self_floor.get() == threads * rounds
+    assert floor.get() == threads * rounds
 
 
 @pytest.mark.parametrize(
@@ -525,10 +524,13 @@ def test_ordering_overrides_exactly_the_checked_methods() -> None:
 
 def test_ordering_keeps_its_state_on_the_proxy() -> None:
     """The proxy's state is `_self_`: kept off the wrapped object, and no public name of its own."""
-    fake = FakeKV()
-    proxy = checked(fake)
-    assert isinstance(proxy._self_floor, RevisionFloor)
-    assert not hasattr(fake, "_self_floor")
+    fake = FakeKV(7)
+    attributes = set(vars(fake))
+    floor = RevisionFloor()
+    proxy = OrderingKV(kv_of(fake), Recorder(), floor)
+    proxy.get("k")
+    assert floor.get() == 7  # the proxy's floor learned the revision
+    assert set(vars(fake)) == attributes  # and the wrapped object gained no attribute
     for name in ("floor", "on_violation", "revision"):
         assert not hasattr(proxy, name)  # FakeKV has none of these, so neither may the proxy
 
@@ -589,8 +591,8 @@ def test_switch_endpoints_counts_each_thread_separately() -> None:
                 return super().switch_endpoint()
 
     fake = PerThread(endpoints=3)
-    kv = ordering.wrap(kv_of(fake), on_violation=ordering.switch_endpoints(fake))
-    kv._self_floor.raise_to(5)  # type: ignore[attr-defined]  # a floor every thread starts at
+    start_floor = RevisionFloor(5)  # the floor every thread starts at
+    kv = OrderingKV(kv_of(fake), ordering.switch_endpoints(fake), start_floor)
     failures: list[BaseException] = []
 
     def one_call() -> None:
@@ -666,65 +668,3 @@ def test_switch_endpoints_called_by_hand_counts_as_a_first_violation() -> None:
     for _ in range(20):
         policy(Op.get("k"), GetResponse(header(1)), 5)
     assert fake.switches == 20
-
-
-# --- the Client's endpoint pin (base/_connection.py, added for switch_endpoints) ---------
-
-
-@contextlib.contextmanager
-def connection(*addresses: str) -> Iterator[Connection]:
-    """A Connection with channels that are never used: nothing is dialled."""
-    conn = Connection(
-        list(addresses),
-        tls=None,
-        options=[],
-        username=None,
-        password=None,
-        require_leader=False,
-        default_timeout=None,
-        dial_timeout=1.0,
-        max_send_size=1024,
-    )
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def test_connection_switch_endpoint_pins_pick_to_the_next_endpoint() -> None:
-    """After a switch, every pick goes to the endpoint after the one the balancer last chose."""
-    with connection("a:1", "b:2", "c:3") as conn:
-        last = conn.pick().address
-        pinned = conn.switch_endpoint()
-        order = ["a:1", "b:2", "c:3"]
-        assert pinned == order[(order.index(last) + 1) % 3]
-        assert {conn.pick().address for _ in range(6)} == {pinned}
-        assert conn.switch_endpoint() == order[(order.index(pinned) + 1) % 3]
-        assert conn.addresses == order  # the order the user gave is kept
-
-
-def test_connection_pin_survives_set_endpoints_that_keep_its_address() -> None:
-    """New endpoints keep the pin while they include it, and drop it otherwise."""
-    with connection("a:1", "b:2", "c:3") as conn:
-        while conn.switch_endpoint() != "b:2":
-            pass
-        conn.set_endpoints(["c:3", "b:2"])
-        assert {conn.pick().address for _ in range(4)} == {"b:2"}
-        conn.set_endpoints(["a:1", "c:3"])
-        assert {conn.pick().address for _ in range(4)} == {"a:1", "c:3"}  # round robin again
-
-
-def test_connection_pick_skips_a_pinned_endpoint_that_just_failed() -> None:
-    """A pinned endpoint that failed at the transport level is skipped like any other."""
-    with connection("a:1", "b:2") as conn:
-        pinned = conn.switch_endpoint()
-        conn.mark_failed(conn.pick())
-        assert conn.pick().address != pinned
-
-
-def test_connection_switch_endpoint_after_close_raises_closed() -> None:
-    """A closed connection has no endpoint to switch to."""
-    with connection("a:1") as conn:
-        conn.close()
-        with pytest.raises(errors.CanceledError):
-            conn.switch_endpoint()

@@ -16,20 +16,17 @@ from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
 from etcd_layers.base._keepalive import KeepAliveMixin
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watcher import WatchMixin
-from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
-    Compare,
     DeleteOp,
     GetOp,
     Op,
     PutOp,
-    SortOrder,
-    SortTarget,
     TxnOp,
     check_bool,
     check_int,
     check_timeout,
 )
+from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
     CompactResponse,
     DeleteResponse,
@@ -291,92 +288,8 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
 
     # --- KV ------------------------------------------------------------------------------
 
-    def put(
-        self,
-        key: StrOrBytes,
-        value: StrOrBytes,
-        *,
-        lease: int = 0,
-        prev_kv: bool = False,
-        ignore_value: bool = False,
-        ignore_lease: bool = False,
-        timeout: float | None = None,
-    ) -> PutResponse:
-        """Set `key` to `value` (see KV.put)."""
-        op = Op.put(
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
-        )
-        return self._put(op, check_timeout(timeout))
-
-    def get(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        limit: int = 0,
-        revision: int = 0,
-        sort_order: SortOrder | None = None,
-        sort_target: SortTarget | None = None,
-        serializable: bool = False,
-        keys_only: bool = False,
-        count_only: bool = False,
-        min_mod_revision: int = 0,
-        max_mod_revision: int = 0,
-        min_create_revision: int = 0,
-        max_create_revision: int = 0,
-        timeout: float | None = None,
-    ) -> GetResponse:
-        """Read a key or a range (see KV.get)."""
-        op = Op.get(
-            key,
-            range_end=range_end,
-            prefix=prefix,
-            from_key=from_key,
-            limit=limit,
-            revision=revision,
-            sort_order=sort_order,
-            sort_target=sort_target,
-            serializable=serializable,
-            keys_only=keys_only,
-            count_only=count_only,
-            min_mod_revision=min_mod_revision,
-            max_mod_revision=max_mod_revision,
-            min_create_revision=min_create_revision,
-            max_create_revision=max_create_revision,
-        )
-        return self._get(op, check_timeout(timeout))
-
-    def delete(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        prev_kv: bool = False,
-        timeout: float | None = None,
-    ) -> DeleteResponse:
-        """Delete a key or a range (see KV.delete)."""
-        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
-        return self._delete(op, check_timeout(timeout))
-
-    def txn(
-        self,
-        compare: Iterable[Compare] = (),
-        success: Iterable[Op] = (),
-        failure: Iterable[Op] = (),
-        *,
-        timeout: float | None = None,
-    ) -> TxnResponse:
-        """Run a transaction (see KV.txn)."""
-        return self._txn(Op.txn(compare, success, failure), check_timeout(timeout))
+    # The KV calls, written once over do() (see base.protocols): this class overrides do().
+    put, get, delete, txn = KV.put, KV.get, KV.delete, KV.txn
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...

@@ -1,4 +1,10 @@
-"""The Protocols every client and layer speaks: KV, Watcher and Lease."""
+"""The Protocols every client and layer speaks: KV (its calls written over do()), Watcher, Lease.
+
+`KV.put`, `get`, `delete` and `txn` are the only spelling of those calls' keywords (besides the
+`Op` builders): each builds its Op and hands it to `self.do`. The Client and every layer take
+them as they are (`put, get, delete, txn = KV.put, KV.get, KV.delete, KV.txn`) and override
+`do` alone, so a new range option is an edit of `Op.get` and its conversion, nothing else.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +66,15 @@ class KV(Protocol):
             ignore_lease: keep the current lease (the key must exist).
             timeout: seconds for the whole call; None for the client's default.
         """
-        ...
+        op = Op.put(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        return self.do(op, timeout=timeout)
 
     def get(
         self,
@@ -102,7 +116,24 @@ class KV(Protocol):
             max_create_revision: leave out keys created after this revision.
             timeout: seconds for the whole call; None for the client's default.
         """
-        ...
+        op = Op.get(  # checks every argument before any I/O, in every layer alike
+            key,
+            range_end=range_end,
+            prefix=prefix,
+            from_key=from_key,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        )
+        return self.do(op, timeout=timeout)
 
     def delete(
         self,
@@ -115,7 +146,8 @@ class KV(Protocol):
         timeout: float | None = None,
     ) -> DeleteResponse:
         """Delete `key` or a range of keys (range options as `get`); `prev_kv` returns them."""
-        ...
+        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        return self.do(op, timeout=timeout)
 
     def txn(
         self,
@@ -126,7 +158,7 @@ class KV(Protocol):
         timeout: float | None = None,
     ) -> TxnResponse:
         """Atomically run `success` if every comparison holds, else `failure`."""
-        ...
+        return self.do(Op.txn(compare, success, failure), timeout=timeout)
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
@@ -139,7 +171,11 @@ class KV(Protocol):
     @overload
     def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
     def do(self, op: Op, *, timeout: float | None = None) -> Response:
-        """Run one Op and return its response."""
+        """Run one Op and return its response.
+
+        The one KV call a client or layer implements: put, get, delete and txn above build
+        their Op and come here.
+        """
         ...
 
     def compact(

@@ -100,7 +100,10 @@ def wrap(
 
     Returns:
         The leasing KV (a `LeasingKV` proxy), which also forwards Watcher and Lease calls,
-        and has `stats`, `session_lease_id`, `close()` and `with`.
+        and has `stats`, `session_lease_id`, `close()` and `with`. As for every layer's
+        `wrap`, `isinstance` answers what the type says: the result is a `LeasingClient`
+        (so a KV, Watcher and Lease) and a `LeasingKV`, but not an instance of `client`'s
+        class. Only `ordering.wrap`, typed as what it wraps, is also an instance of that.
 
     Raises:
         TypeError: `client` lacks the KV, Watcher or Lease methods, or an argument has the

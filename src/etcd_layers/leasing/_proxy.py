@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, overload, runtime_checkable
 
 import wrapt
 
@@ -13,13 +13,10 @@ from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
-    Compare,
     DeleteOp,
     GetOp,
     Op,
     PutOp,
-    SortOrder,
-    SortTarget,
     TxnOp,
     check_timeout,
 )
@@ -55,7 +52,7 @@ from etcd_layers.leasing._session import LeasingBackend, Ownership
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=Response)
 
-_ZERO: Final = 0  # compared by identity on the fast path: anything else takes the slow path
+_KV_GET: Final[Callable[..., GetResponse]] = KV.get  # the funnel's get: checks every keyword
 _WAIT_SLICE: Final = 0.5  # seconds between checks while waiting for an owner to let go
 
 
@@ -126,6 +123,12 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
             self._self_ownership.stop(revoke=True)
             raise
 
+    @property  # type: ignore[misc]  # wrapt's __class__ can be assigned; ours cannot
+    def __class__(self) -> type[Self]:
+        # wrap() is typed LeasingClient, not as the client it wraps, so isinstance answers
+        # the same: a LeasingKV, not the wrapped client's class (wrapt's default).
+        return type(self)
+
     # --- lifecycle -----------------------------------------------------------------------
 
     @property
@@ -160,111 +163,24 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
 
     # --- KV ------------------------------------------------------------------------------
 
-    def get(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        limit: int = 0,
-        revision: int = 0,
-        sort_order: SortOrder | None = None,
-        sort_target: SortTarget | None = None,
-        serializable: bool = False,
-        keys_only: bool = False,
-        count_only: bool = False,
-        min_mod_revision: int = 0,
-        max_mod_revision: int = 0,
-        min_create_revision: int = 0,
-        max_create_revision: int = 0,
-        timeout: float | None = None,
-    ) -> GetResponse:
-        if (
-            range_end is None
-            and prefix is False
-            and from_key is False
-            and limit is _ZERO
-            and revision is _ZERO
-            and sort_order is None
-            and sort_target is None
-            and _is_bool(serializable)
-            and keys_only is False
-            and count_only is False
-            and min_mod_revision is _ZERO
-            and max_mod_revision is _ZERO
-            and min_create_revision is _ZERO
-            and max_create_revision is _ZERO
-            and timeout is None
-        ):
-            # A plain get needs no checks beyond the key's type: the shared answer, as is.
+    # The KV calls, written once over do() (base.protocols.KV): do() serves them all.
+    put, delete, txn = KV.put, KV.delete, KV.txn
+
+    def _get_served(self, key: StrOrBytes, **options: object) -> GetResponse:
+        # The fast path (bench/bench_leasing.py): a plain get of an owned key, with no option
+        # given, costs one cache lookup and builds no Op. Everything else goes through KV.get.
+        if not options:
             raw = key if type(key) is bytes else key.encode() if type(key) is str else None
             if raw is not None:
                 cached = self._self_cache.lookup(raw)
                 if cached is not None:
                     return cached
-        op = Op.get(
-            key,
-            range_end=range_end,
-            prefix=prefix,
-            from_key=from_key,
-            limit=limit,
-            revision=revision,
-            sort_order=sort_order,
-            sort_target=sort_target,
-            serializable=serializable,
-            keys_only=keys_only,
-            count_only=count_only,
-            min_mod_revision=min_mod_revision,
-            max_mod_revision=max_mod_revision,
-            min_create_revision=min_create_revision,
-            max_create_revision=max_create_revision,
-        )
-        return self._get(op, check_timeout(timeout))
+        return _KV_GET(self, key, **options)
 
-    def put(
-        self,
-        key: StrOrBytes,
-        value: StrOrBytes,
-        *,
-        lease: int = 0,
-        prev_kv: bool = False,
-        ignore_value: bool = False,
-        ignore_lease: bool = False,
-        timeout: float | None = None,
-    ) -> PutResponse:
-        op = Op.put(
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
-        )
-        return _expect(self._write(op, check_timeout(timeout)), PutResponse)
-
-    def delete(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        prev_kv: bool = False,
-        timeout: float | None = None,
-    ) -> DeleteResponse:
-        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
-        return _expect(self._write(op, check_timeout(timeout)), DeleteResponse)
-
-    def txn(
-        self,
-        compare: Iterable[Compare] = (),
-        success: Iterable[Op] = (),
-        failure: Iterable[Op] = (),
-        *,
-        timeout: float | None = None,
-    ) -> TxnResponse:
-        return self._txn(Op.txn(compare, success, failure), check_timeout(timeout))
+    if TYPE_CHECKING:
+        get = KV.get  # what callers are checked against: the Protocol's keywords
+    else:
+        get = _get_served
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
@@ -400,10 +316,6 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
                     continue
                 if any(event.type == EventType.DELETE for event in response.events):
                     return
-
-
-def _is_bool(value: object) -> bool:
-    return type(value) is bool
 
 
 def _expect(response: Response, kind: type[_R]) -> _R:

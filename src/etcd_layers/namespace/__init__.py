@@ -116,6 +116,13 @@ def wrap(client: KVWatcherLease, prefix: StrOrBytes) -> KVWatcherLease:
         client: the Client, another layer, or anything speaking the three Protocols.
         prefix: the namespace (str is UTF-8 encoded); must not be empty.
 
+    Returns:
+        A `NamespaceClient`, typed as the Protocols it speaks. As for every layer's `wrap`,
+        `isinstance` answers what the type says: the result is a KV, Watcher, Lease and
+        KVWatcherLease, but not an instance of `client`'s class, some of whose calls it
+        refuses (`wrap_kv`'s result is a KV and nothing more). Only `ordering.wrap`, typed as
+        what it wraps, is also an instance of the wrapped class.
+
     Raises:
         TypeError: `prefix` is not str or bytes, or `client` lacks do, watch or time_to_live.
         ValueError: `prefix` is empty.
@@ -129,6 +136,7 @@ def wrap_kv(kv: KV, prefix: StrOrBytes) -> KV:
     """Return `kv` as a KV under `prefix` (clientv3's `namespace.NewKV`).
 
     The result refuses `watch` and `time_to_live`: use `wrap` or `wrap_watcher`/`wrap_lease`.
+    It is typed KV, and `isinstance` agrees: a KV (and a `NamespaceKV`), not a Watcher or Lease.
 
     Raises:
         TypeError: `prefix` is not str or bytes, or `kv` has no do().
@@ -141,6 +149,8 @@ def wrap_kv(kv: KV, prefix: StrOrBytes) -> KV:
 
 def wrap_watcher(watcher: Watcher, prefix: StrOrBytes) -> Watcher:
     """Return `watcher` as a Watcher of the keys under `prefix` (clientv3's `NewWatcher`).
+
+    Typed Watcher, and `isinstance` agrees: a Watcher (and a `NamespaceWatcher`), not a KV.
 
     Raises:
         TypeError: `prefix` is not str or bytes, or `watcher` has no watch().
@@ -155,7 +165,8 @@ def wrap_lease(lease: Lease, prefix: StrOrBytes) -> Lease:
     """Return `lease` as a Lease whose key listings show only keys under `prefix`.
 
     As clientv3's `namespace.NewLease`: `time_to_live(keys=True)` drops the keys of other
-    namespaces and cuts the prefix from the rest; the other calls carry no key.
+    namespaces and cuts the prefix from the rest; the other calls carry no key. Typed Lease,
+    and `isinstance` agrees: a Lease (and a `NamespaceLease`), not a KV or Watcher.
 
     Raises:
         TypeError: `prefix` is not str or bytes, or `lease` has no time_to_live().

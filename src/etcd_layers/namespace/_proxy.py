@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
@@ -12,13 +12,10 @@ from etcd_layers._compat import Self
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
-    Compare,
     DeleteOp,
     GetOp,
     Op,
     PutOp,
-    SortOrder,
-    SortTarget,
     TxnOp,
     key_range,
 )
@@ -34,15 +31,9 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.namespace._translate import (
     prefix_op,
-    prefix_own_op,
     prefix_range,
-    prefix_txn,
-    unprefix_delete,
-    unprefix_get,
-    unprefix_put,
     unprefix_response,
     unprefix_time_to_live,
-    unprefix_txn,
     unprefix_watch_response,
 )
 
@@ -109,96 +100,8 @@ class NamespaceKV(_NamespaceProxy[_KVT]):
     compact = Forwarded()
     close = Forwarded()
 
-    def put(
-        self,
-        key: StrOrBytes,
-        value: StrOrBytes,
-        *,
-        lease: int = 0,
-        prev_kv: bool = False,
-        ignore_value: bool = False,
-        ignore_lease: bool = False,
-        timeout: float | None = None,
-    ) -> PutResponse:
-        op = Op.put(
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
-        )
-        prefix = self._self_prefix
-        prefix_own_op(prefix, op)
-        return unprefix_put(prefix, self.__wrapped__.do(op, timeout=timeout))
-
-    def get(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        limit: int = 0,
-        revision: int = 0,
-        sort_order: SortOrder | None = None,
-        sort_target: SortTarget | None = None,
-        serializable: bool = False,
-        keys_only: bool = False,
-        count_only: bool = False,
-        min_mod_revision: int = 0,
-        max_mod_revision: int = 0,
-        min_create_revision: int = 0,
-        max_create_revision: int = 0,
-        timeout: float | None = None,
-    ) -> GetResponse:
-        op = Op.get(  # checks every argument before any I/O, as the Client does
-            key,
-            range_end=range_end,
-            prefix=prefix,
-            from_key=from_key,
-            limit=limit,
-            revision=revision,
-            sort_order=sort_order,
-            sort_target=sort_target,
-            serializable=serializable,
-            keys_only=keys_only,
-            count_only=count_only,
-            min_mod_revision=min_mod_revision,
-            max_mod_revision=max_mod_revision,
-            min_create_revision=min_create_revision,
-            max_create_revision=max_create_revision,
-        )
-        namespace = self._self_prefix
-        prefix_own_op(namespace, op)
-        return unprefix_get(namespace, self.__wrapped__.do(op, timeout=timeout))
-
-    def delete(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        prev_kv: bool = False,
-        timeout: float | None = None,
-    ) -> DeleteResponse:
-        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
-        namespace = self._self_prefix
-        prefix_own_op(namespace, op)
-        return unprefix_delete(namespace, self.__wrapped__.do(op, timeout=timeout))
-
-    def txn(
-        self,
-        compare: Iterable[Compare] = (),
-        success: Iterable[Op] = (),
-        failure: Iterable[Op] = (),
-        *,
-        timeout: float | None = None,
-    ) -> TxnResponse:
-        prefix = self._self_prefix
-        op = prefix_txn(prefix, Op.txn(compare, success, failure))
-        return unprefix_txn(prefix, self.__wrapped__.do(op, timeout=timeout))
+    # The KV calls, written once over do() (base.protocols.KV): do() translates them all.
+    put, get, delete, txn = KV.put, KV.get, KV.delete, KV.txn
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...

@@ -96,21 +96,6 @@ def prefix_txn(prefix: bytes, op: TxnOp) -> TxnOp:
     )
 
 
-def prefix_own_op(prefix: bytes, op: GetOp | PutOp | DeleteOp) -> None:
-    """Move an Op that the caller has just built, and shared with no one, inside `prefix`.
-
-    Ops are frozen values, and every Op received from elsewhere is copied (`prefix_op`). But
-    the Op that a namespaced `get`, `put` or `delete` builds from its arguments is its own:
-    copying it once more would only cost time on every call.
-    """
-    if isinstance(op, PutOp):
-        object.__setattr__(op, "key", prefix + op.key)
-        return
-    key, range_end = prefix_range(prefix, op.key, op.range_end)
-    object.__setattr__(op, "key", key)
-    object.__setattr__(op, "range_end", range_end)
-
-
 @overload
 def prefix_op(prefix: bytes, op: GetOp) -> GetOp: ...
 @overload

@@ -55,9 +55,10 @@ from etcd_layers.base.ops import Op
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import Response
 from etcd_layers.errors import NoGreaterRevisionError
+from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._proxy import OnViolation, OrderingKV, call_violations
 
-__all__ = ["OnViolation", "OrderingKV", "switch_endpoints", "wrap"]
+__all__ = ["OnViolation", "OrderingKV", "RevisionFloor", "switch_endpoints", "wrap"]
 
 KVT = TypeVar("KVT", bound=KV)
 
@@ -77,9 +78,12 @@ def wrap(kv: KVT, on_violation: OnViolation | None = None) -> KVT:
 
     Returns:
         The wrapper, typed as what it wraps (any KV): it keeps every KV signature and forwards
-        everything else (`close`, `endpoints`, `with`, watches, leases), and wrapt makes
-        `isinstance` see the wrapped class too. A namespace wrapper cannot be typed so, as it
-        refuses what it cannot translate; this one refuses nothing.
+        everything else (`close`, `endpoints`, `with`, watches, leases). As for every layer's
+        `wrap`, `isinstance` answers what the type says: the result is an instance of the
+        wrapped object's class (and of `OrderingKV`), and speaks the Protocols it speaks.
+        `namespace.wrap` and `leasing.wrap` are typed as Protocols instead (a namespace refuses
+        what it cannot translate, leasing adds `stats`), so they are not instances of the class
+        they wrap; this one refuses and adds nothing.
 
     Raises:
         TypeError: `kv` does not speak the KV Protocol, or `on_violation` is not callable.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TypeAlias, TypeVar, overload
 
@@ -11,15 +11,11 @@ import wrapt
 from etcd_layers._compat import Self
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import (
-    Compare,
     DeleteOp,
     GetOp,
     Op,
     PutOp,
-    SortOrder,
-    SortTarget,
     TxnOp,
     check_timeout,
     op_writes,
@@ -67,9 +63,15 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
     # finds it on the proxy itself on every Python: 3.12+ never reach wrapt's forwarding.
     compact = Forwarded()
 
-    def __init__(self, kv: KV, on_violation: OnViolation) -> None:
+    def __init__(
+        self, kv: KV, on_violation: OnViolation, floor: RevisionFloor | None = None
+    ) -> None:
+        """Check `kv`'s responses against `floor` (a new one, at 0, by default).
+
+        Several wrappers given one floor check against the highest revision any of them saw.
+        """
         super().__init__(kv)
-        self._self_floor = RevisionFloor()
+        self._self_floor = RevisionFloor() if floor is None else floor
         self._self_on_violation = on_violation
 
     def _checked(self, op: Op, send: Callable[[float | None], R], timeout: float | None) -> R:
@@ -100,93 +102,9 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
             finally:
                 _VIOLATIONS.reset(token)
 
-    def get(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        limit: int = 0,
-        revision: int = 0,
-        sort_order: SortOrder | None = None,
-        sort_target: SortTarget | None = None,
-        serializable: bool = False,
-        keys_only: bool = False,
-        count_only: bool = False,
-        min_mod_revision: int = 0,
-        max_mod_revision: int = 0,
-        min_create_revision: int = 0,
-        max_create_revision: int = 0,
-        timeout: float | None = None,
-    ) -> GetResponse:
-        op = Op.get(  # checks the arguments before any I/O
-            key,
-            range_end=range_end,
-            prefix=prefix,
-            from_key=from_key,
-            limit=limit,
-            revision=revision,
-            sort_order=sort_order,
-            sort_target=sort_target,
-            serializable=serializable,
-            keys_only=keys_only,
-            count_only=count_only,
-            min_mod_revision=min_mod_revision,
-            max_mod_revision=max_mod_revision,
-            min_create_revision=min_create_revision,
-            max_create_revision=max_create_revision,
-        )
-        kv = self.__wrapped__
-        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
-
-    def put(
-        self,
-        key: StrOrBytes,
-        value: StrOrBytes,
-        *,
-        lease: int = 0,
-        prev_kv: bool = False,
-        ignore_value: bool = False,
-        ignore_lease: bool = False,
-        timeout: float | None = None,
-    ) -> PutResponse:
-        op = Op.put(
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
-        )
-        kv = self.__wrapped__
-        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
-
-    def delete(
-        self,
-        key: StrOrBytes,
-        *,
-        range_end: StrOrBytes | None = None,
-        prefix: bool = False,
-        from_key: bool = False,
-        prev_kv: bool = False,
-        timeout: float | None = None,
-    ) -> DeleteResponse:
-        op = Op.delete(key, range_end=range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
-        kv = self.__wrapped__
-        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
-
-    def txn(
-        self,
-        compare: Iterable[Compare] = (),
-        success: Iterable[Op] = (),
-        failure: Iterable[Op] = (),
-        *,
-        timeout: float | None = None,
-    ) -> TxnResponse:
-        op = Op.txn(compare, success, failure)
-        kv = self.__wrapped__
-        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+    # The KV calls, written once over do() (base.protocols.KV): do() checks them all, and the
+    # Op a call builds there is the one `on_violation` is given.
+    put, get, delete, txn = KV.put, KV.get, KV.delete, KV.txn
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
