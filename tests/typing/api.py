@@ -127,3 +127,12 @@ def admin_usage(cli: Client) -> None:
     cli.role_grant_permission("reader", "/app/", prefix=True, perm=Permission.READ)
     cli.user_add("alice", "secret")
     cli.user_grant_role("alice", "reader")
+
+
+def config_usage() -> None:
+    with Client.from_env() as cli:
+        cli.get("k")
+    with Client.from_env({"ETCDCTL_ENDPOINTS": "a:2379"}, timeout=5.0, password="pw") as cli:
+        cli.get("k")
+    with Client.from_config("client.yaml", endpoints=["a:2379"], dial_timeout=2.0) as cli:
+        cli.get("k")
