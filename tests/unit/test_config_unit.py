@@ -245,7 +245,8 @@ PLAIN = "insecure-transport: true\n"
         (PLAIN + "username: root\npassword: pw", {"username": "root", "password": "pw"}),
         (PLAIN + "username: ''\ndial-timeout: null\nendpoints:", {}),  # empty and null: unset
         (PLAIN + "reject-old-cluster: false\ninsecure-skip-tls-verify: false\ntoken: ''\n"
-         "permit-without-stream: false\nmax-unary-retries: 0\nca-file: ''", {}),
+         "permit-without-stream: false\nmax-unary-retries: 0\nca-file: ''\n"
+         "backoff-jitter-fraction: 0.0\nbackoff-wait-between: 0", {}),
         (FILES + "endpoints: [a:1]",
          {"cert": "c.pem", "key": "k.pem", "ca_cert": "ca.pem", "endpoints": ["a:1"]}),
         ("trusted-ca-file: ca.pem", {"ca_cert": "ca.pem"}),
@@ -289,6 +290,7 @@ def test_options_from_config_maps_go_keys(
         (PLAIN + "ca-file: ca.pem", "ca-file: .*use trusted-ca-file"),
         (PLAIN + "permit-without-stream: true", "permit-without-stream: not supported"),
         (PLAIN + "max-unary-retries: 3", "max-unary-retries: not supported"),
+        (PLAIN + "max-unary-retries: false", "max-unary-retries: not supported"),
         (PLAIN + "backoff-wait-between: 1s", "backoff-wait-between: not supported"),
         (PLAIN + "backoff-jitter-fraction: 0.1", "backoff-jitter-fraction: not supported"),
         ("cert-file: c.pem", "cert-file and key-file"),

@@ -108,7 +108,7 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> ClientOptions:
             if size:  # etcdctl: 0 means the default limit
                 found[option] = size
     found.update(_env_credentials(given))
-    found.update(_envtransport(given))
+    found.update(_env_transport(given))
     return cast(ClientOptions, found)
 
 
@@ -144,7 +144,7 @@ def _env_credentials(given: Mapping[str, str]) -> dict[str, object]:
     return found
 
 
-def _envtransport(given: Mapping[str, str]) -> dict[str, object]:
+def _env_transport(given: Mapping[str, str]) -> dict[str, object]:
     found: dict[str, object] = {}
     for name, option in (
         ("ETCDCTL_CACERT", "ca_cert"),

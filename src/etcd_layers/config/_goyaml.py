@@ -80,8 +80,9 @@ def options_from_config(path: str | os.PathLike[str]) -> ClientOptions:
         raise ValueError(f"{where}: not valid YAML: {err}") from None
     if document is None:
         document = {}  # an empty file: every key at its zero value, as Go decodes it
-    require(isinstance(document, dict), f"{where}: must be a mapping of clientv3/yaml keys")
-    assert isinstance(document, dict)  # for mypy
+    if not isinstance(document, dict):
+        # A file of the wrong shape is a bad value: ValueError, as API.md says.
+        raise ValueError(f"{where}: must be a mapping of clientv3/yaml keys")  # noqa: TRY004
     unknown = sorted(str(key) for key in document if key not in GO_YAML_KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key {', '.join(unknown)} (not a clientv3/yaml key)")
@@ -93,7 +94,9 @@ def _yaml_options(where: str, values: Mapping[str, object]) -> ClientOptions:
     for key in sorted(values.keys() & _GO_REFUSED.keys()):
         zero, reason = _GO_REFUSED[key]
         value = values[key]
-        require(type(value) is type(zero) and value == zero, f"{where}: {key}: {reason}")
+        # Go's zero value ("", false, 0 or 0.0) means "not set"; False is not taken for 0.
+        is_zero = value == zero and isinstance(value, bool) == isinstance(zero, bool)
+        require(is_zero, f"{where}: {key}: {reason}")
     flags = {key: values.get(key, False) for key in _GO_BOOLS}
     for key, flag in flags.items():
         require(isinstance(flag, bool), f"{where}: {key}: must be true or false")
