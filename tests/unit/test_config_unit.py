@@ -356,7 +356,7 @@ def test_client_from_env_raises_before_any_io() -> None:
     """A bad environment raises from Client.from_env without dialing anything."""
     with pytest.raises(ValueError, match="ETCDCTL_DISCOVERY_SRV"):
         Client.from_env({"ETCDCTL_DISCOVERY_SRV": "example.com"})
-    with pytest.raises(ValueError, match="ETCDCTL_USER/PASSWORD names a user"):
+    with pytest.raises(ValueError, match="ETCDCTL_USER/ETCDCTL_PASSWORD names a user"):
         Client.from_env({"ETCDCTL_USER": "root"})
 
 

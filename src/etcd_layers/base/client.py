@@ -212,7 +212,9 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
                 any I/O); otherwise as `Client(...)`.
         """
         found = config.options_from_env(environ)
-        return cls(**config.with_overrides(found, overrides, source="ETCDCTL_USER/PASSWORD"))
+        return cls(
+            **config.with_overrides(found, overrides, source="ETCDCTL_USER/ETCDCTL_PASSWORD")
+        )
 
     @classmethod
     def from_config(cls, path: str | Path, **overrides: Unpack[config.ClientOptions]) -> Self:
