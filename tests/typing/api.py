@@ -142,3 +142,12 @@ def funnel_usage(
         assert got.count + put.header.revision + deleted.deleted + typed.count >= 0
         assert txn.succeeded in (True, False)
     lkv.get("k", serializable=True)  # the leasing fast path is typed as KV.get
+
+
+def config_usage() -> None:
+    with Client.from_env() as cli:
+        cli.get("k")
+    with Client.from_env({"ETCDCTL_ENDPOINTS": "a:2379"}, timeout=5.0, password="pw") as cli:
+        cli.get("k")
+    with Client.from_config("client.yaml", endpoints=["a:2379"], dial_timeout=2.0) as cli:
+        cli.get("k")

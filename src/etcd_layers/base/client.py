@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, overload
 
-from etcd_layers._compat import Self
+from etcd_layers import config
+from etcd_layers._compat import Self, Unpack
 from etcd_layers.base import _convert, _methods
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection
@@ -211,6 +212,41 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
         self._sync_thread: threading.Thread | None = None
         if sync_interval is not None:
             self._start_auto_sync(sync_interval)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[config.ClientOptions]
+    ) -> Self:
+        """Connect as etcdctl would with these ETCDCTL_* variables; keywords override them.
+
+        Args:
+            environ: the variables to read (None: `os.environ`); see
+                `etcd_layers.config.options_from_env` for each one.
+            **overrides: any `Client(...)` keyword, used instead of the environment's value.
+
+        Raises:
+            ValueError: an unknown or unsupported ETCDCTL_* variable, or a bad value (before
+                any I/O); otherwise as `Client(...)`.
+        """
+        found = config.options_from_env(environ)
+        return cls(
+            **config.with_overrides(found, overrides, source="ETCDCTL_USER/ETCDCTL_PASSWORD")
+        )
+
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Unpack[config.ClientOptions]) -> Self:
+        """Connect with the settings of a Go clientv3/yaml file; keywords override them.
+
+        Args:
+            path: the YAML file; see `etcd_layers.config.options_from_config` for its keys.
+            **overrides: any `Client(...)` keyword, used instead of the file's value.
+
+        Raises:
+            ValueError: a missing file, an unknown key, a bad value or a setting Client cannot
+                honour (before any I/O but reading the file); otherwise as `Client(...)`.
+        """
+        found = config.options_from_config(path)
+        return cls(**config.with_overrides(found, overrides, source=str(path)))
 
     @staticmethod
     def _parse_endpoints(endpoints: object) -> tuple[list[str], bool]:
