@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from etcd_layers.base.keys import KEYSPACE_END, prefix_end, to_bytes
+from etcd_layers.base.keys import KEYSPACE_END, plain_get_key, prefix_end, to_bytes
 
 EDGE = st.lists(st.sampled_from(b"\x00\x01a\xfe\xff"), max_size=5).map(bytes)
 
@@ -50,3 +50,24 @@ def test_to_bytes_refuses_other_types_naming_the_argument(value: object) -> None
     """Anything but str or bytes raises TypeError naming the argument."""
     with pytest.raises(TypeError, match="prefix must be str or bytes"):
         to_bytes(value, name="prefix")
+
+
+@pytest.mark.parametrize(
+    ("key", "options", "expected"),
+    [
+        (b"k", {}, b"k"),
+        ("ключ", {}, "ключ".encode()),
+        (b"\x00\xff", {}, b"\x00\xff"),
+        (b"", {}, None),  # the slow path raises EmptyKeyError for it
+        ("", {}, None),
+        (b"k", {"timeout": None}, None),  # any option given: not plain
+        (b"k", {"prefix": False}, None),
+        (7, {}, None),  # the slow path raises TypeError for it
+        (bytearray(b"k"), {}, None),
+    ],
+)
+def test_plain_get_key_accepts_only_a_plain_get(
+    key: object, options: dict[str, object], expected: bytes | None
+) -> None:
+    """Only a non-empty str or bytes key with no option at all takes a layer's fast path."""
+    assert plain_get_key(key, options) == expected

@@ -29,6 +29,7 @@ from etcd_layers.base import (
     Watcher,
     WatchResponse,
 )
+from etcd_layers.base.keys import to_bytes
 from etcd_layers.namespace import (
     KVWatcherLease,
     NamespaceClient,
@@ -658,3 +659,24 @@ def test_namespace_with_returns_the_proxy_and_closes(fake: RecordingClient) -> N
         entered.get("k")
     assert fake.calls[0][1] == (GetOp(key=b"t/k"),)
     assert fake.calls[-1] == ("close", (), {})
+
+
+@pytest.mark.parametrize("key", [b"k", "k", b"\xff"])
+def test_namespace_plain_get_sends_the_same_op_as_the_funnel(
+    fake: RecordingClient, ns: KVWatcherLease, key: str | bytes
+) -> None:
+    """get(key) with no option (the fast path) sends what get(key, timeout=None) sends."""
+    ns.get(key)
+    ns.get(key, timeout=None)
+    fast, funnel = fake.calls
+    assert fast == funnel
+    assert fast[1][0] == Op.get(b"t/" + to_bytes(key, name="key"))
+
+
+def test_namespace_plain_get_of_an_empty_key_is_refused_before_any_io(
+    fake: RecordingClient, ns: KVWatcherLease
+) -> None:
+    """The fast path leaves an empty key to the funnel, which raises EmptyKeyError."""
+    with pytest.raises(errors.EmptyKeyError):
+        ns.get(b"")
+    assert fake.calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, TypeAlias
 
 StrOrBytes: TypeAlias = str | bytes
@@ -35,3 +36,17 @@ def prefix_end(prefix: bytes) -> bytes:
         return KEYSPACE_END
     # clientv3 carries into b"b\x00" for b"a\xff", which admits key b"b"; we truncate instead.
     return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def plain_get_key(key: object, options: Mapping[str, object]) -> bytes | None:
+    """Return `key` as bytes if `get(key, **options)` is a plain get of one key, else None.
+
+    Plain: no option given at all, and a non-empty str or bytes key, so the request is exactly
+    `Op.get(key)`. Layers with a fast path for that case (leasing's cache, namespace's single
+    translation) take it on bytes and send everything else through `KV.get`, which checks
+    every argument.
+    """
+    if options:
+        return None
+    raw = key if type(key) is bytes else key.encode() if type(key) is str else None
+    return raw or None

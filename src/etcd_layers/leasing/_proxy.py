@@ -11,7 +11,7 @@ import wrapt
 from etcd_layers._compat import Self
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.keys import StrOrBytes, plain_get_key
 from etcd_layers.base.ops import (
     DeleteOp,
     GetOp,
@@ -169,12 +169,11 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     def _get_served(self, key: StrOrBytes, **options: object) -> GetResponse:
         # The fast path (bench/bench_leasing.py): a plain get of an owned key, with no option
         # given, costs one cache lookup and builds no Op. Everything else goes through KV.get.
-        if not options:
-            raw = key if type(key) is bytes else key.encode() if type(key) is str else None
-            if raw is not None:
-                cached = self._self_cache.lookup(raw)
-                if cached is not None:
-                    return cached
+        raw = plain_get_key(key, options)
+        if raw is not None:
+            cached = self._self_cache.lookup(raw)
+            if cached is not None:
+                return cached
         return _KV_GET(self, key, **options)
 
     if TYPE_CHECKING:
