@@ -31,8 +31,9 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.errors import CanceledError, LeaseNotFoundError, UnavailableError
 from etcd_layers.leasing import LeasingKV
-from etcd_layers.leasing._cache import LeaseCache, Release
+from etcd_layers.leasing._cache import LeaseCache
 from etcd_layers.leasing._protocol import REVOKE
+from etcd_layers.leasing._releases import Release
 from etcd_layers.leasing._session import LeasingBackend, Ownership, serving_window
 
 LEASE = 0x77

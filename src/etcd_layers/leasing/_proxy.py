@@ -38,7 +38,7 @@ from etcd_layers.errors import (
     LeaseNotFoundError,
     UnavailableError,
 )
-from etcd_layers.leasing._cache import LeaseCache, LeasingStats, Lookup
+from etcd_layers.leasing._cache import LeaseCache, Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,
@@ -51,6 +51,7 @@ from etcd_layers.leasing._protocol import (
     written_keys,
 )
 from etcd_layers.leasing._session import LeasingBackend, Ownership
+from etcd_layers.leasing._stats import LeasingStats
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=Response)
