@@ -38,6 +38,7 @@ from etcd_layers.base.responses import (
     TxnResponse,
     WatchResponse,
 )
+from etcd_layers.base.waiting import WAIT_SLICE, has_delete, next_response
 from etcd_layers.concurrency import (
     Election,
     ElectionNotLeaderError,
@@ -58,7 +59,6 @@ from etcd_layers.concurrency._protocol import (
     first_put,
     guarded_delete,
     guarded_put,
-    has_delete,
     last_created_before,
     leader_updates,
     lease_key,
@@ -66,7 +66,6 @@ from etcd_layers.concurrency._protocol import (
     read_turn,
     still_queued,
 )
-from etcd_layers.concurrency.mutex import WAIT_SLICE, next_response
 from etcd_layers.errors import (
     CanceledError,
     DeadlineExceededError,

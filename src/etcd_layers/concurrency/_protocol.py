@@ -186,11 +186,6 @@ def guarded_delete(key: bytes, revision: int) -> TxnOp:
     return Op.txn(compare=[Compare.create_revision(key) == revision], success=[Op.delete(key)])
 
 
-def has_delete(response: WatchResponse) -> bool:
-    """Whether a watch response carries a delete event."""
-    return any(event.type == EventType.DELETE for event in response.events)
-
-
 def first_put(response: WatchResponse) -> GetResponse | None:
     """Return the first put of a watch response as a one-key GetResponse (None if none).
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
 
 from etcd_layers._compat import Self
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import Compare, check_timeout
-from etcd_layers.base.protocols import Watch
-from etcd_layers.base.responses import ResponseHeader, WatchResponse
+from etcd_layers.base.responses import ResponseHeader
+from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.concurrency._protocol import (
     Queued,
     Turn,
@@ -21,18 +20,15 @@ from etcd_layers.concurrency._protocol import (
     enqueue,
     first_created,
     guarded_delete,
-    has_delete,
     lease_key,
     read_enqueue,
     read_turn,
     still_queued,
 )
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
-from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
+from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
 
 logger = logging.getLogger(__name__)
-
-WAIT_SLICE: Final = 60.0  # seconds an unbounded wait on a watch asks for at a time
 
 
 class LockNotHeldError(EtcdError):
@@ -237,60 +233,25 @@ def wait_for_turn(
             raise SessionExpiredError(f"the key {key!r} was deleted while waiting")
         if turn.predecessor is None:
             return turn
-        # Go watches from the read's revision. The key existed then, so its delete comes later:
-        # starting one revision on lets etcd put the watch straight into its synced group,
-        # where a past revision waits for the next 100 ms sync pass.
-        _wait_for_delete(session, turn.predecessor.key, turn.header.revision + 1, deadline)
+        # Go watches from the read's revision; wait_deleted starts one later (see there).
+        _wait_for_delete(session, turn.predecessor.key, turn.header.revision, deadline)
 
 
 def _wait_for_delete(session: Session, key: bytes, revision: int, deadline: Deadline) -> None:
-    """Return once `key` is deleted at `revision` or later (Go's `waitDelete`).
+    """Return once `key`, seen at `revision`, is deleted (Go's `waitDelete`).
 
     The session's end cancels the watch, so a waiter whose session died fails at once instead
-    of waiting for a turn it can never take.
+    of waiting for a turn it can never take. A compacted history returns too: the caller
+    reads the queue again.
     """
-    client = session.client
-    watch = client.watch(
-        key, start_revision=revision, filter_put=True, timeout=deadline.remaining()
-    )
-    with watch:
-        unregister = session.on_done(watch.cancel)
-        try:
-            while True:
-                try:
-                    response = next_response(watch, deadline)
-                except CompactedError:
-                    return  # the history is gone: the caller reads the queue again
-                except CanceledError:
-                    if session.done.is_set():
-                        raise SessionExpiredError(
-                            f"session lease {session.lease_id:x} ended while waiting"
-                        ) from None
-                    raise
-                if has_delete(response):
-                    return
-        finally:
-            unregister()
-
-
-def next_response(watch: Watch, deadline: Deadline) -> WatchResponse:
-    """Return the next response of `watch`, waiting until `deadline` (unbounded: for ever).
-
-    Raises:
-        DeadlineExceededError: nothing arrived by `deadline` (a TimeoutError).
-        CanceledError: the watch ended.
-    """
-    while True:
-        left = deadline.remaining()
-        try:
-            # Watch.next(None) would stop at the client's default timeout, so an unbounded
-            # wait asks again after each slice instead.
-            return watch.next(timeout=WAIT_SLICE if left is None else left)
-        except DeadlineExceededError:
-            raise
-        except TimeoutError as err:  # the builtin: this slice, or the whole deadline, passed
-            if deadline.expired():
-                raise DeadlineExceededError("deadline exceeded waiting for a watch") from err
+    try:
+        wait_deleted(session.client, key, revision, deadline, cancel_on=session.on_done)
+    except CanceledError:
+        if session.done.is_set():
+            raise SessionExpiredError(
+                f"session lease {session.lease_id:x} ended while waiting"
+            ) from None
+        raise
 
 
 def withdraw(session: Session, key: bytes, queued: Queued) -> None:
