@@ -21,11 +21,11 @@ from typing import Final, TypedDict
 
 from etcd_layers._compat import Self
 from etcd_layers.testing._faultproxy import RequestHead
+from etcd_layers.testing._flags import State
 from etcd_layers.testing.server import (
     EtcdStartError,
     GatewayError,
     Member,
-    State,
     etcd_version,
     find_etcd_binary,
 )
