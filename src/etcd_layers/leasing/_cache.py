@@ -23,11 +23,17 @@ from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
 from etcd_layers.leasing._entry import Entry, build_response, header_at
 from etcd_layers.leasing._evaluate import answer_get
-from etcd_layers.leasing._protocol import Acquired, Written, in_range
+from etcd_layers.leasing._protocol import Acquired, Written
 from etcd_layers.leasing._releases import Release, ReleaseQueue
 from etcd_layers.leasing._stats import Counters, LeasingStats
 from etcd_layers.leasing._tombstones import Tombstones
-from etcd_layers.leasing._writes import Settle, WritesInFlight, WriteTicket, settle
+from etcd_layers.leasing._writes import (
+    Settle,
+    WritesInFlight,
+    WriteTicket,
+    covered_entries,
+    settle,
+)
 
 REVOKE_BACKOFF: Final = 2.0  # seconds before a revoked key is acquired again (clientv3's value)
 
@@ -283,15 +289,7 @@ class LeaseCache:
         """Note writes about to be sent; memory stops answering for the keys they cover."""
         with self._lock:
             self._writing.begin(keys, ranges)
-            held: dict[bytes, Entry] = {}
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    held[key] = entry
-            for begin, end in ranges:
-                for key in list(self._entries):
-                    if key not in held and in_range(key, begin, end):
-                        held[key] = self._entries[key]
+            held = covered_entries(self._entries, keys, ranges)
             for entry in held.values():
                 entry.pending += 1
             return WriteTicket(self._lease_id, keys, ranges, held)

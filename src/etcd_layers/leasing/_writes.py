@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from etcd_layers.leasing._entry import Entry
@@ -61,6 +61,20 @@ class WritesInFlight:
     def covers(self, key: bytes) -> bool:
         """Whether a write in flight may change `key`."""
         return key in self._keys or any(in_range(key, begin, end) for begin, end in self._ranges)
+
+
+def covered_entries(
+    entries: Mapping[bytes, Entry],
+    keys: Iterable[bytes],
+    ranges: Iterable[tuple[bytes, bytes]],
+) -> dict[bytes, Entry]:
+    """Return the owned entries that writes to `keys` and `ranges` may change."""
+    held = {key: entry for key in keys if (entry := entries.get(key)) is not None}
+    for begin, end in ranges:
+        for key in list(entries):  # reading an entry marks it used: only those in the range
+            if key not in held and in_range(key, begin, end):
+                held[key] = entries[key]
+    return held
 
 
 class Settle(enum.Enum):
