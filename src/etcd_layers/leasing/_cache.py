@@ -114,8 +114,11 @@ class LeaseCache:
             if entry.pending or self._clock() >= self._valid_until:
                 self._counts.misses += 1
                 return Lookup.HELD, None
+            response = entry.response
+            if response.header.revision < self._floor:
+                response = entry.response = build_response(entry, self._floor)
             self._counts.hits += 1
-            kv, header = entry.kv, header_at(entry, self._floor)
+            kv, header = entry.kv, response.header  # the shared answer's: built once per floor
         return Lookup.HIT, answer_get(op, kv, header)
 
     def snapshot(
