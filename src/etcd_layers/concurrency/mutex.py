@@ -13,17 +13,16 @@ from etcd_layers.base.ops import Compare, check_timeout
 from etcd_layers.base.responses import ResponseHeader
 from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.concurrency._protocol import (
+    AwaitDelete,
     Queued,
     Turn,
-    check_turn,
     contenders_prefix,
     enqueue,
     first_created,
     guarded_delete,
     lease_key,
     read_enqueue,
-    read_turn,
-    still_queued,
+    wait_turn,
 )
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
 from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
@@ -214,27 +213,23 @@ class Mutex:
 def wait_for_turn(
     session: Session, contenders: bytes, key: bytes, queued: Queued, deadline: Deadline
 ) -> Turn:
-    """Wait until no contender created before `queued` is left, and return that reading.
-
-    Go's `waitDeletes`: read the youngest key ahead, wait for its delete, read again (that key
-    may have belonged to a session that had died already, or a key further ahead may remain).
+    """Drive `wait_turn` (see there) through the session's client.
 
     Raises:
         DeadlineExceededError: `deadline` passed.
         SessionExpiredError: the session ended, or the contender's own key is gone.
     """
-    client = session.client
-    while True:
-        turn = read_turn(
-            client.do(check_turn(contenders, key, queued.revision), timeout=deadline.remaining())
-        )
-        if not still_queued(turn, queued.revision):
-            # Go notices this only at the end (a TODO in its Lock); the same read tells us now.
-            raise SessionExpiredError(f"the key {key!r} was deleted while waiting")
-        if turn.predecessor is None:
-            return turn
-        # Go watches from the read's revision; wait_deleted starts one later (see there).
-        _wait_for_delete(session, turn.predecessor.key, turn.header.revision, deadline)
+    flow = wait_turn(contenders, key, queued)
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, AwaitDelete):
+                _wait_for_delete(session, step.key, step.revision, deadline)
+                step = flow.send(None)
+            else:
+                step = flow.send(session.client.do(step, timeout=deadline.remaining()))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]  # the flow's declared result
 
 
 def _wait_for_delete(session: Session, key: bytes, revision: int, deadline: Deadline) -> None:
