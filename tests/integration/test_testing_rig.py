@@ -106,7 +106,7 @@ def test_find_etcd_binary_refuses_a_bad_etcd_bin(monkeypatch: pytest.MonkeyPatch
 def test_find_etcd_tool_names_the_extra_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no binary anywhere, the error says which extra brings one."""
     monkeypatch.delenv("ETCD_BIN", raising=False)
-    monkeypatch.setattr("etcd_layers.testing.server._distro_binary", lambda name: None)
+    monkeypatch.setattr("etcd_layers.testing.binaries.distro_binary", lambda name: None)
     monkeypatch.setenv("PATH", "")
     with pytest.raises(EtcdBinaryNotFoundError, match=r"\[test\]"):
         find_etcd_binary()

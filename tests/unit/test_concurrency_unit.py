@@ -38,6 +38,7 @@ from etcd_layers.base.responses import (
     TxnResponse,
     WatchResponse,
 )
+from etcd_layers.base.waiting import WAIT_SLICE, has_delete, next_response
 from etcd_layers.concurrency import (
     Election,
     ElectionNotLeaderError,
@@ -49,6 +50,7 @@ from etcd_layers.concurrency import (
     SessionExpiredError,
 )
 from etcd_layers.concurrency._protocol import (
+    AwaitDelete,
     Queued,
     Turn,
     check_turn,
@@ -58,15 +60,14 @@ from etcd_layers.concurrency._protocol import (
     first_put,
     guarded_delete,
     guarded_put,
-    has_delete,
     last_created_before,
     leader_updates,
     lease_key,
     read_enqueue,
     read_turn,
     still_queued,
+    wait_turn,
 )
-from etcd_layers.concurrency.mutex import WAIT_SLICE, next_response
 from etcd_layers.errors import (
     CanceledError,
     DeadlineExceededError,
@@ -183,6 +184,28 @@ def test_check_turn_reads_predecessor_and_own_key_at_one_revision() -> None:
     assert txn.compare == ()
     assert txn.success == (last_created_before(b"lock/", 9), Op.get(b"lock/1"))
     assert not txn.is_write
+
+
+def test_wait_turn_waits_for_each_predecessor_then_returns_the_turn() -> None:
+    """The flow reads the queue, waits for the key ahead to go, and reads again."""
+    before, own = kv(b"lock/2", 4), kv(b"lock/1", 9)
+    queued = Queued(9, True, b"", before, header(9))
+    flow = wait_turn(b"lock/", b"lock/1", queued)
+    assert next(flow) == check_turn(b"lock/", b"lock/1", 9)
+    assert flow.send(TxnResponse(header(11), True, gets(before, own))) == AwaitDelete(b"lock/2", 11)
+    assert flow.send(None) == check_turn(b"lock/", b"lock/1", 9)
+    with pytest.raises(StopIteration) as done:
+        flow.send(TxnResponse(header(13), True, gets(None, own)))
+    assert done.value.value == Turn(None, own, header(13))
+
+
+def test_wait_turn_own_key_gone_raises_session_expired() -> None:
+    """A contender whose own key vanished can never get its turn."""
+    queued = Queued(9, True, b"", None, header(9))
+    flow = wait_turn(b"lock/", b"lock/1", queued)
+    next(flow)
+    with pytest.raises(SessionExpiredError):
+        flow.send(TxnResponse(header(11), True, gets(kv(b"lock/2", 4), None)))
 
 
 def test_read_turn_and_still_queued() -> None:

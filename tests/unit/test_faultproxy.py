@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcd_layers.testing import FaultProxy, wait_until
-from etcd_layers.testing._faultproxy import RequestHead
+from etcd_layers.testing import FaultProxy, RequestHead, wait_until
 
 TIMEOUT = 5.0
 

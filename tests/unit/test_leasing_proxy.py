@@ -31,8 +31,9 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.errors import CanceledError, LeaseNotFoundError, UnavailableError
 from etcd_layers.leasing import LeasingKV
-from etcd_layers.leasing._cache import LeaseCache, Release
+from etcd_layers.leasing._cache import LeaseCache
 from etcd_layers.leasing._protocol import REVOKE
+from etcd_layers.leasing._releases import Release
 from etcd_layers.leasing._session import LeasingBackend, Ownership, serving_window
 
 LEASE = 0x77
@@ -411,7 +412,7 @@ def test_do_refuses_a_non_op(lkv: LeasingKV) -> None:
 def ownership(backend: FakeBackend, clock: Callable[[], float]) -> tuple[Ownership, LeaseCache]:
     cache = LeaseCache(clock=clock)
     owner = Ownership(as_backend(backend), cache, P, 60, clock=clock)
-    owner._grant(1.0)
+    owner.grant(1.0)
     cache.set_watching(watching=True)
     return owner, cache
 
@@ -433,7 +434,7 @@ def test_ownership_revoke_event_forgets_the_key_and_queues_its_release(
     from etcd_layers.leasing._protocol import Acquired
 
     cache.add(b"k", Acquired(GetResponse(header(5), [kv], 1), True, False, 5), LEASE)
-    owner._on_event(Event(EventType.PUT, KeyValue(b"lease/k", REVOKE, 5, 9, 2, LEASE)))
+    owner.on_event(Event(EventType.PUT, KeyValue(b"lease/k", REVOKE, 5, 9, 2, LEASE)))
     assert cache.lookup(b"k") is None
     assert cache.next_release(0) == Release(b"k", 5)
 
@@ -441,7 +442,7 @@ def test_ownership_revoke_event_forgets_the_key_and_queues_its_release(
 def test_ownership_ignores_revocations_of_other_clients(backend: FakeBackend) -> None:
     """A REVOKE on someone else's leasing key is not ours to answer."""
     owner, cache = ownership(backend, lambda: 10.0)
-    owner._on_event(Event(EventType.PUT, KeyValue(b"lease/k", REVOKE, 5, 9, 2, LEASE + 1)))
+    owner.on_event(Event(EventType.PUT, KeyValue(b"lease/k", REVOKE, 5, 9, 2, LEASE + 1)))
     assert cache.next_release(0) is None
     assert cache.stats().revocations == 0
 
@@ -452,7 +453,7 @@ def test_ownership_renewal_extends_serving_from_when_it_was_sent(backend: FakeBa
     owner, cache = ownership(backend, lambda: now[0])
     now[0] = 70.0  # the grant's window has passed
     assert cache.may_acquire(b"k") == 0
-    assert owner._renew()
+    assert owner.renew()
     assert cache.may_acquire(b"k") == LEASE
     now[0] = 70.0 + serving_window(60)
     assert cache.may_acquire(b"k") == 0
@@ -466,7 +467,7 @@ def test_ownership_lost_lease_clears_the_cache(backend: FakeBackend) -> None:
         raise LeaseNotFoundError("requested lease not found")
 
     backend.keep_alive_once = gone  # type: ignore[method-assign]  # a failing renewal
-    assert owner._renew()
+    assert owner.renew()
     assert owner.lease_id == 0
     assert cache.lease_id == 0
     assert cache.stats().session_losses == 1
@@ -482,10 +483,10 @@ def test_ownership_unconfirmed_renewals_end_the_session_after_the_ttl(backend: F
 
     backend.keep_alive_once = unreachable  # type: ignore[method-assign]  # a failing renewal
     now[0] = 30.0
-    assert not owner._renew()
+    assert not owner.renew()
     assert cache.lease_id == LEASE
     now[0] = 70.0
-    assert owner._renew()
+    assert owner.renew()
     assert cache.lease_id == 0
 
 

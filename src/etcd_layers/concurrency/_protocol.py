@@ -3,13 +3,15 @@
 Both follow Go's `clientv3/concurrency`: every contender puts its own key, `prefix + "/" +
 <lease id in hex>`, attached to its session's lease; contenders are served in the order of
 their keys' create revisions, and each one waits only for the delete of the key created just
-before its own. Nothing here does I/O.
+before its own. Nothing here does I/O: the wait for a turn is a generator flow that the
+shells drive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, TypeAlias
 
 from etcd_layers.base.ops import Compare, GetOp, Op, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
@@ -21,6 +23,7 @@ from etcd_layers.base.responses import (
     TxnResponse,
     WatchResponse,
 )
+from etcd_layers.concurrency.session import SessionExpiredError
 
 SEPARATOR: Final = b"/"  # Go's NewMutex / NewElection append "/" to the user's prefix
 
@@ -166,6 +169,40 @@ def still_queued(turn: Turn, revision: int) -> bool:
     return turn.own is not None and turn.own.create_revision == revision
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitDelete:
+    """A flow step: wait until `key`, which existed at `revision`, is deleted; then send None."""
+
+    key: bytes
+    revision: int
+
+
+TurnFlow: TypeAlias = Generator[TxnOp | AwaitDelete, TxnResponse | None, Turn]
+
+
+def wait_turn(contenders: bytes, key: bytes, queued: Queued) -> TurnFlow:
+    """Wait until no contender created before `queued` is left, and return that reading.
+
+    Go's `waitDeletes`: read the youngest key ahead, wait for its delete, read again (that key
+    may have belonged to a session that had died already, or a key further ahead may remain).
+
+    Raises:
+        SessionExpiredError: the contender's own key is gone.
+    """
+    while True:
+        answer = yield check_turn(contenders, key, queued.revision)
+        if not isinstance(answer, TxnResponse):
+            raise TypeError(f"expected a TxnResponse, got {type(answer).__name__}")
+        turn = read_turn(answer)
+        if not still_queued(turn, queued.revision):
+            # Go notices this only at the end (a TODO in its Lock); the same read tells us now.
+            raise SessionExpiredError(f"the key {key!r} was deleted while waiting")
+        if turn.predecessor is None:
+            return turn
+        # Go watches from the read's revision; the wait starts one later (base.waiting).
+        yield AwaitDelete(turn.predecessor.key, turn.header.revision)
+
+
 def guarded_put(key: bytes, revision: int, value: bytes, lease_id: int) -> TxnOp:
     """Return the txn that sets `key` to `value` only if it is still the key created at `revision`.
 
@@ -184,11 +221,6 @@ def guarded_delete(key: bytes, revision: int) -> TxnOp:
     same session created again meanwhile.
     """
     return Op.txn(compare=[Compare.create_revision(key) == revision], success=[Op.delete(key)])
-
-
-def has_delete(response: WatchResponse) -> bool:
-    """Whether a watch response carries a delete event."""
-    return any(event.type == EventType.DELETE for event in response.events)
 
 
 def first_put(response: WatchResponse) -> GetResponse | None:

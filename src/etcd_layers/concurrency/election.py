@@ -13,6 +13,7 @@ from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import check_timeout
 from etcd_layers.base.protocols import Watch
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
+from etcd_layers.base.waiting import next_response
 from etcd_layers.concurrency._protocol import (
     contenders_prefix,
     enqueue,
@@ -24,7 +25,7 @@ from etcd_layers.concurrency._protocol import (
     lease_key,
     read_enqueue,
 )
-from etcd_layers.concurrency.mutex import next_response, wait_for_turn, withdraw
+from etcd_layers.concurrency.mutex import wait_for_turn, withdraw
 from etcd_layers.concurrency.session import Session, SessionClient
 from etcd_layers.errors import CanceledError, CompactedError, EtcdError
 

@@ -5,34 +5,29 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
 
 from etcd_layers._compat import Self
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import Compare, check_timeout
-from etcd_layers.base.protocols import Watch
-from etcd_layers.base.responses import ResponseHeader, WatchResponse
+from etcd_layers.base.responses import ResponseHeader
+from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.concurrency._protocol import (
+    AwaitDelete,
     Queued,
     Turn,
-    check_turn,
     contenders_prefix,
     enqueue,
     first_created,
     guarded_delete,
-    has_delete,
     lease_key,
     read_enqueue,
-    read_turn,
-    still_queued,
+    wait_turn,
 )
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
-from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
+from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
 
 logger = logging.getLogger(__name__)
-
-WAIT_SLICE: Final = 60.0  # seconds an unbounded wait on a watch asks for at a time
 
 
 class LockNotHeldError(EtcdError):
@@ -218,79 +213,40 @@ class Mutex:
 def wait_for_turn(
     session: Session, contenders: bytes, key: bytes, queued: Queued, deadline: Deadline
 ) -> Turn:
-    """Wait until no contender created before `queued` is left, and return that reading.
-
-    Go's `waitDeletes`: read the youngest key ahead, wait for its delete, read again (that key
-    may have belonged to a session that had died already, or a key further ahead may remain).
+    """Drive `wait_turn` (see there) through the session's client.
 
     Raises:
         DeadlineExceededError: `deadline` passed.
         SessionExpiredError: the session ended, or the contender's own key is gone.
     """
-    client = session.client
-    while True:
-        turn = read_turn(
-            client.do(check_turn(contenders, key, queued.revision), timeout=deadline.remaining())
-        )
-        if not still_queued(turn, queued.revision):
-            # Go notices this only at the end (a TODO in its Lock); the same read tells us now.
-            raise SessionExpiredError(f"the key {key!r} was deleted while waiting")
-        if turn.predecessor is None:
-            return turn
-        # Go watches from the read's revision. The key existed then, so its delete comes later:
-        # starting one revision on lets etcd put the watch straight into its synced group,
-        # where a past revision waits for the next 100 ms sync pass.
-        _wait_for_delete(session, turn.predecessor.key, turn.header.revision + 1, deadline)
+    flow = wait_turn(contenders, key, queued)
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, AwaitDelete):
+                _wait_for_delete(session, step.key, step.revision, deadline)
+                step = flow.send(None)
+            else:
+                step = flow.send(session.client.do(step, timeout=deadline.remaining()))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]  # the flow's declared result
 
 
 def _wait_for_delete(session: Session, key: bytes, revision: int, deadline: Deadline) -> None:
-    """Return once `key` is deleted at `revision` or later (Go's `waitDelete`).
+    """Return once `key`, seen at `revision`, is deleted (Go's `waitDelete`).
 
     The session's end cancels the watch, so a waiter whose session died fails at once instead
-    of waiting for a turn it can never take.
+    of waiting for a turn it can never take. A compacted history returns too: the caller
+    reads the queue again.
     """
-    client = session.client
-    watch = client.watch(
-        key, start_revision=revision, filter_put=True, timeout=deadline.remaining()
-    )
-    with watch:
-        unregister = session.on_done(watch.cancel)
-        try:
-            while True:
-                try:
-                    response = next_response(watch, deadline)
-                except CompactedError:
-                    return  # the history is gone: the caller reads the queue again
-                except CanceledError:
-                    if session.done.is_set():
-                        raise SessionExpiredError(
-                            f"session lease {session.lease_id:x} ended while waiting"
-                        ) from None
-                    raise
-                if has_delete(response):
-                    return
-        finally:
-            unregister()
-
-
-def next_response(watch: Watch, deadline: Deadline) -> WatchResponse:
-    """Return the next response of `watch`, waiting until `deadline` (unbounded: for ever).
-
-    Raises:
-        DeadlineExceededError: nothing arrived by `deadline` (a TimeoutError).
-        CanceledError: the watch ended.
-    """
-    while True:
-        left = deadline.remaining()
-        try:
-            # Watch.next(None) would stop at the client's default timeout, so an unbounded
-            # wait asks again after each slice instead.
-            return watch.next(timeout=WAIT_SLICE if left is None else left)
-        except DeadlineExceededError:
-            raise
-        except TimeoutError as err:  # the builtin: this slice, or the whole deadline, passed
-            if deadline.expired():
-                raise DeadlineExceededError("deadline exceeded waiting for a watch") from err
+    try:
+        wait_deleted(session.client, key, revision, deadline, cancel_on=session.on_done)
+    except CanceledError:
+        if session.done.is_set():
+            raise SessionExpiredError(
+                f"session lease {session.lease_id:x} ended while waiting"
+            ) from None
+        raise
 
 
 def withdraw(session: Session, key: bytes, queued: Queued) -> None:

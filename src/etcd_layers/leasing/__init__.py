@@ -57,10 +57,11 @@ from typing import Final, cast
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.protocols import KV, speaks_kv_watcher_lease
-from etcd_layers.leasing._cache import REVOKE_BACKOFF, LeasingStats
+from etcd_layers.leasing._cache import REVOKE_BACKOFF
 from etcd_layers.leasing._protocol import REVOKE
 from etcd_layers.leasing._proxy import LeasingClient, LeasingKV
 from etcd_layers.leasing._session import LeasingBackend
+from etcd_layers.leasing._stats import LeasingStats
 
 __all__ = [
     "DEFAULT_TTL",

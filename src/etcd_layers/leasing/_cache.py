@@ -4,120 +4,38 @@ Every decision that must be atomic with the cache's contents lives here: whether
 answer now (the key is owned, no write of ours to it is in flight, the session lease is known
 to be alive), whether an acquisition may still be cached (no revocation or release of that
 leasing key overtook it), and which leasing keys must be given back. Only this module takes
-the lock; callers never hold it.
+the lock; callers never hold it. The state it guards lives in small lock-free parts, each
+with one job: `_tombstones`, `_releases`, `_writes` and `_stats`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final, NoReturn, SupportsIndex
+from collections.abc import Callable, Iterable
+from typing import Final
 
 from cachetools import LRUCache
 
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
+from etcd_layers.leasing._entry import Entry, build_response, header_at
 from etcd_layers.leasing._evaluate import answer_get
-from etcd_layers.leasing._protocol import Acquired, Written, in_range
+from etcd_layers.leasing._protocol import Acquired, Written
+from etcd_layers.leasing._releases import Release, ReleaseQueue
+from etcd_layers.leasing._stats import Counters, LeasingStats
+from etcd_layers.leasing._tombstones import Tombstones
+from etcd_layers.leasing._writes import (
+    Settle,
+    WritesInFlight,
+    WriteTicket,
+    covered_entries,
+    settle,
+)
 
 REVOKE_BACKOFF: Final = 2.0  # seconds before a revoked key is acquired again (clientv3's value)
-
-
-class _FrozenList(list[KeyValue]):
-    """A list that refuses to change: cached responses are shared by every caller."""
-
-    def __reduce__(self) -> tuple[type[list[KeyValue]], tuple[list[KeyValue]]]:
-        return list, (list(self),)  # copies and pickles are plain, mutable lists
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is list or type(other) is _FrozenList:
-            return list.__eq__(self, other)
-        # Another kind of list (the client's lazily converted one, say) compares itself:
-        # list's own __eq__ would read its storage directly and skip its loading.
-        return NotImplemented
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    __hash__ = None  # a list: unhashable
-
-    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("a response served from the leasing cache is shared and read-only")
-
-    def __setitem__(self, index: SupportsIndex | slice, value: object) -> NoReturn:
-        self._refuse()
-
-    def __delitem__(self, index: SupportsIndex | slice) -> NoReturn:
-        self._refuse()
-
-    def __iadd__(self, other: Iterable[KeyValue]) -> NoReturn:  # type: ignore[misc,override]  # refuses
-        self._refuse()
-
-    def __imul__(self, count: SupportsIndex) -> NoReturn:
-        self._refuse()
-
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
-
-
-@dataclass(eq=False, slots=True)
-class _Entry:
-    """One owned key: its state as of `revision`, and our leasing key's create revision."""
-
-    incarnation: int
-    kv: KeyValue | None
-    revision: int
-    header: ResponseHeader
-    response: GetResponse
-    pending: int = 0  # writes of ours in flight: memory must not answer meanwhile
-
-
-@dataclass(eq=False, slots=True)
-class _Tombstone:
-    """No acquisition of a key at or below `revision` may be cached any more."""
-
-    revision: int
-    touched: float  # when last raised: forgotten `backoff` seconds later
-    revoked_at: float | None  # when another writer last revoked it (for the back-off)
-
-
-@dataclass(frozen=True, slots=True)
-class LeasingStats:
-    """Counters of one leasing client, as a snapshot.
-
-    Attributes:
-        hits: reads answered from memory (gets and txns).
-        misses: reads of single keys (and txns) that memory could not answer.
-        acquisitions: leasing keys this client created.
-        revocations: leasing keys of ours that other writers revoked.
-        evictions: keys dropped to stay within `max_keys`.
-        releases: leasing keys handed back to the server.
-        session_losses: sessions lost (the cache was cleared each time).
-        cached_keys: keys cached now.
-    """
-
-    hits: int = 0
-    misses: int = 0
-    acquisitions: int = 0
-    revocations: int = 0
-    evictions: int = 0
-    releases: int = 0
-    session_losses: int = 0
-    cached_keys: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """A leasing key of ours to delete (only that incarnation of it)."""
-
-    key: bytes
-    incarnation: int
 
 
 class Lookup(enum.Enum):
@@ -128,34 +46,14 @@ class Lookup(enum.Enum):
     ABSENT = "absent"  # not owned
 
 
-@dataclass(frozen=True, slots=True)
-class WriteTicket:
-    """Our writes in flight: the keys and ranges they cover and the owned entries they hold."""
-
-    lease_id: int
-    keys: frozenset[bytes]
-    ranges: tuple[tuple[bytes, bytes], ...]
-    entries: Mapping[bytes, _Entry]
-
-    @property
-    def owned(self) -> dict[bytes, int]:
-        """The written single keys we own, with their leasing keys' create revisions."""
-        return {key: e.incarnation for key, e in self.entries.items() if key in self.keys}
-
-    @property
-    def refresh(self) -> tuple[bytes, ...]:
-        """The owned keys to read right after the write."""
-        return tuple(self.entries)
-
-
-class _LRU(LRUCache[bytes, _Entry]):
+class _LRU(LRUCache[bytes, Entry]):
     """cachetools' LRU that remembers what it evicted, so the leasing keys can be released."""
 
-    def __init__(self, maxsize: int, evicted: list[tuple[bytes, _Entry]]) -> None:
+    def __init__(self, maxsize: int, evicted: list[tuple[bytes, Entry]]) -> None:
         super().__init__(maxsize)
         self._evicted = evicted
 
-    def popitem(self) -> tuple[bytes, _Entry]:
+    def popitem(self) -> tuple[bytes, Entry]:
         key, entry = super().popitem()
         self._evicted.append((key, entry))
         return key, entry
@@ -179,25 +77,18 @@ class LeaseCache:
     ) -> None:
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
-        self._evicted: list[tuple[bytes, _Entry]] = []
+        self._evicted: list[tuple[bytes, Entry]] = []
         self._entries = _LRU(sys.maxsize if max_keys is None else max_keys, self._evicted)
         self._clock = clock
-        self._backoff = backoff
         self._lease_id = 0
         self._valid_until = 0.0
         self._floor = 0
         self._closed = False
         self._watching = False  # revocations reach us: without that, nothing may be cached
-        self._tombstones: dict[bytes, _Tombstone] = {}
-        # Forgotten tombstones leave their revision here, for every key: an answer that slow
-        # is refused rather than risked.
-        self._tombstone_floor = 0
-        self._last_prune = clock()
-        self._writing_keys: Counter[bytes] = Counter()
-        self._writing_ranges: list[tuple[bytes, bytes]] = []
-        self._releases: dict[Release, None] = {}  # an ordered set
-        self._hits = self._misses = self._acquisitions = self._revocations = 0
-        self._evictions = self._released = self._session_losses = 0
+        self._tombstones = Tombstones(backoff, clock())
+        self._writing = WritesInFlight()
+        self._releases = ReleaseQueue()
+        self._counts = Counters()
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -209,8 +100,8 @@ class LeaseCache:
                 return None
             response = entry.response
             if response.header.revision < self._floor:
-                response = entry.response = self._build(entry)
-            self._hits += 1
+                response = entry.response = build_response(entry, self._floor)
+            self._counts.hits += 1
             return response
 
     def answer(self, op: GetOp) -> tuple[Lookup, GetResponse | None]:
@@ -218,13 +109,16 @@ class LeaseCache:
         with self._lock:
             entry = self._entries.get(op.key)
             if entry is None:
-                self._misses += 1
+                self._counts.misses += 1
                 return Lookup.ABSENT, None
             if entry.pending or self._clock() >= self._valid_until:
-                self._misses += 1
+                self._counts.misses += 1
                 return Lookup.HELD, None
-            self._hits += 1
-            kv, header = entry.kv, self._header(entry)
+            response = entry.response
+            if response.header.revision < self._floor:
+                response = entry.response = build_response(entry, self._floor)
+            self._counts.hits += 1
+            kv, header = entry.kv, response.header  # the shared answer's: built once per floor
         return Lookup.HIT, answer_get(op, kv, header)
 
     def snapshot(
@@ -239,7 +133,7 @@ class LeaseCache:
             if self._clock() >= self._valid_until:
                 return None
             states: dict[bytes, KeyValue | None] = {}
-            newest: _Entry | None = None
+            newest: Entry | None = None
             for key in keys:
                 entry = self._entries.get(key)
                 if entry is None or entry.pending:
@@ -249,7 +143,7 @@ class LeaseCache:
                     newest = entry
             if newest is None:
                 return None
-            return states, self._header(newest)
+            return states, header_at(newest, self._floor)
 
     def raise_floor(self, revision: int) -> None:
         """Note a revision this client has returned: memory never answers below it."""
@@ -264,11 +158,9 @@ class LeaseCache:
             now = self._clock()
             if self._closed or not self._watching or not self._lease_id or now >= self._valid_until:
                 return 0
-            if self._in_flight(key):
+            if self._writing.covers(key):
                 return 0
-            tombstone = self._tombstones.get(key)
-            revoked_at = None if tombstone is None else tombstone.revoked_at
-            if revoked_at is not None and now - revoked_at < self._backoff:
+            if self._tombstones.backing_off(key, now):
                 return 0  # as clientv3: a revoked key is left alone for a while
             return self._lease_id
 
@@ -279,30 +171,28 @@ class LeaseCache:
         revocation or release of that leasing key overtook the acquisition's answer.
         """
         with self._lock:
-            self._acquisitions += 1
+            self._counts.acquisitions += 1
             self._raise(acquired.response.header.revision)
             incarnation = acquired.incarnation
-            tombstone = self._tombstones.get(key)
             if (
                 self._closed
                 or not self._watching
                 or lease_id != self._lease_id
                 or self._clock() >= self._valid_until
-                or self._in_flight(key)
-                or incarnation <= self._tombstone_floor
-                or (tombstone is not None and incarnation <= tombstone.revision)
+                or self._writing.covers(key)
+                or self._tombstones.overtaken(key, incarnation)
                 or key in self._entries
             ):
                 self._queue_release(key, incarnation)
                 return False
-            entry = _Entry(
+            entry = Entry(
                 incarnation,
                 acquired.kv,
                 acquired.response.header.revision,
                 acquired.response.header,
                 acquired.response,
             )
-            entry.response = self._build(entry)
+            entry.response = build_response(entry, self._floor)
             self._entries[key] = entry
             self._drain_evicted()
             return True
@@ -320,8 +210,8 @@ class LeaseCache:
             entry = self._entries.get(key)
             if entry is not None and entry.incarnation <= incarnation:
                 del self._entries[key]
-            self._revocations += 1
-            self._tombstone(key, revision, backoff=True)
+            self._counts.revocations += 1
+            self._tombstones.mark(key, revision, self._clock(), revoked=True)
             self._queue_release(key, incarnation)
 
     def forget(self, key: bytes, revision: int) -> None:
@@ -330,7 +220,7 @@ class LeaseCache:
             entry = self._entries.get(key)
             if entry is not None and entry.incarnation < revision:
                 del self._entries[key]
-            self._tombstone(key, revision - 1, backoff=False)
+            self._tombstones.mark(key, revision - 1, self._clock(), revoked=False)
 
     def start_session(self, lease_id: int, valid_until: float) -> None:
         """Use a new session lease, known alive until `valid_until` (monotonic seconds)."""
@@ -356,7 +246,7 @@ class LeaseCache:
             self._lease_id, self._valid_until = 0, 0.0
             self._entries.clear()
             self._evicted.clear()
-            self._session_losses += 1
+            self._counts.session_losses += 1
             return True
 
     def set_watching(self, *, watching: bool) -> None:
@@ -401,17 +291,8 @@ class LeaseCache:
     ) -> WriteTicket:
         """Note writes about to be sent; memory stops answering for the keys they cover."""
         with self._lock:
-            held: dict[bytes, _Entry] = {}
-            for key in keys:
-                self._writing_keys[key] += 1
-                entry = self._entries.get(key)
-                if entry is not None:
-                    held[key] = entry
-            for begin, end in ranges:
-                self._writing_ranges.append((begin, end))
-                for key in list(self._entries):
-                    if key not in held and in_range(key, begin, end):
-                        held[key] = self._entries[key]
+            self._writing.begin(keys, ranges)
+            held = covered_entries(self._entries, keys, ranges)
             for entry in held.values():
                 entry.pending += 1
             return WriteTicket(self._lease_id, keys, ranges, held)
@@ -419,40 +300,24 @@ class LeaseCache:
     def end_writes(self, ticket: WriteTicket, written: Written | None) -> None:
         """Apply the outcome of the writes of `ticket` (None: unknown) to memory."""
         with self._lock:
-            for key in ticket.keys:
-                self._writing_keys[key] -= 1
-                if not self._writing_keys[key]:
-                    del self._writing_keys[key]
-            for span in ticket.ranges:
-                self._writing_ranges.remove(span)
+            self._writing.end(ticket.keys, ticket.ranges)
             if written is not None:
                 self._raise(written.revision)
             for key, entry in ticket.entries.items():
                 entry.pending -= 1
                 if self._entries.get(key) is not entry:
                     continue  # revoked, evicted or the session ended meanwhile
-                self._settle(key, entry, written)
-
-    def _settle(self, key: bytes, entry: _Entry, written: Written | None) -> None:
-        if written is None:  # the write may or may not have applied: we cannot know the state
-            del self._entries[key]
-            self._queue_release(key, entry.incarnation)
-            return
-        if key in written.lost:
-            del self._entries[key]
-            return
-        if key not in written.states:
-            return
-        state = written.states[key]
-        if state is not None and state.lease:
-            # The write gave the key a lease of its own: it can now vanish without a write.
-            del self._entries[key]
-            self._queue_release(key, entry.incarnation)
-            return
-        if written.revision > entry.revision:
-            entry.kv, entry.revision = state, written.revision
-            entry.header = written.response.header
-            entry.response = self._build(entry)
+                outcome = settle(key, entry, written)
+                if outcome is Settle.KEEP:
+                    continue
+                if outcome is Settle.UPDATE and written is not None:
+                    entry.kv, entry.revision = written.states[key], written.revision
+                    entry.header = written.response.header
+                    entry.response = build_response(entry, self._floor)
+                    continue
+                del self._entries[key]
+                if outcome is Settle.RELEASE:
+                    self._queue_release(key, entry.incarnation)
 
     # --- releases ------------------------------------------------------------------------
 
@@ -461,17 +326,13 @@ class LeaseCache:
         with self._wakeup:
             if not self._releases and not self._closed:
                 self._wakeup.wait(timeout)
-            if not self._releases:
-                return None
-            release = next(iter(self._releases))
-            del self._releases[release]
-            return release
+            return self._releases.pop()
 
     def retry_release(self, release: Release) -> None:
         """Queue a release again after a failed attempt."""
         with self._wakeup:
             if not self._closed:
-                self._releases[release] = None
+                self._releases.push(release)
                 self._wakeup.notify()
 
     def pending_releases(self) -> int:
@@ -484,79 +345,35 @@ class LeaseCache:
     def stats(self) -> LeasingStats:
         """Return a snapshot of the counters."""
         with self._lock:
-            return LeasingStats(
-                hits=self._hits,
-                misses=self._misses,
-                acquisitions=self._acquisitions,
-                revocations=self._revocations,
-                evictions=self._evictions,
-                releases=self._released,
-                session_losses=self._session_losses,
-                cached_keys=len(self._entries),
-            )
+            return self._counts.snapshot(len(self._entries))
 
     def count_hit(self) -> None:
         """Count a read answered from memory outside `lookup`/`answer` (a txn)."""
         with self._lock:
-            self._hits += 1
+            self._counts.hits += 1
 
     def count_miss(self) -> None:
         """Count a read that memory could not answer without looking (ranges and the like)."""
         with self._lock:
-            self._misses += 1
+            self._counts.misses += 1
 
     # --- under the lock ------------------------------------------------------------------
 
-    def _header(self, entry: _Entry) -> ResponseHeader:
-        revision = max(entry.revision, self._floor)
-        if revision == entry.header.revision:
-            return entry.header
-        return dataclasses.replace(entry.header, revision=revision)
-
-    def _build(self, entry: _Entry) -> GetResponse:
-        kv = entry.kv
-        kvs = _FrozenList(() if kv is None else (kv,))
-        return GetResponse(self._header(entry), kvs, 0 if kv is None else 1, False)
-
     def _raise(self, revision: int) -> None:
         self._floor = max(self._floor, revision)
-
-    def _in_flight(self, key: bytes) -> bool:
-        return key in self._writing_keys or any(
-            in_range(key, begin, end) for begin, end in self._writing_ranges
-        )
 
     def _queue_release(self, key: bytes, incarnation: int) -> None:
         entry = self._entries.get(key)
         if entry is not None and entry.incarnation == incarnation:
             return  # another attempt cached this very acquisition: keep it
         # Whatever answer is still in flight for this incarnation must not be cached.
-        self._tombstone(key, incarnation, backoff=False)
-        release = Release(key, incarnation)
-        if not self._closed and release not in self._releases:
-            self._releases[release] = None
-            self._released += 1
+        self._tombstones.mark(key, incarnation, self._clock(), revoked=False)
+        if not self._closed and self._releases.push(Release(key, incarnation)):
+            self._counts.releases += 1
             self._wakeup.notify()
 
     def _drain_evicted(self) -> None:
         while self._evicted:
             key, entry = self._evicted.pop()
-            self._evictions += 1
+            self._counts.evictions += 1
             self._queue_release(key, entry.incarnation)
-
-    def _tombstone(self, key: bytes, revision: int, *, backoff: bool) -> None:
-        now = self._clock()
-        old = self._tombstones.get(key)
-        if old is None:
-            self._tombstones[key] = _Tombstone(revision, now, now if backoff else None)
-        else:
-            old.revision = max(old.revision, revision)
-            old.touched = now
-            if backoff:
-                old.revoked_at = now
-        if now - self._last_prune >= self._backoff:
-            self._last_prune = now
-            for stale, tombstone in list(self._tombstones.items()):
-                if now - tombstone.touched >= self._backoff:
-                    del self._tombstones[stale]
-                    self._tombstone_floor = max(self._tombstone_floor, tombstone.revision)

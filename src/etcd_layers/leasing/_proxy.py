@@ -23,19 +23,14 @@ from etcd_layers.base.ops import (
 from etcd_layers.base.protocols import KV, Lease, Watcher
 from etcd_layers.base.responses import (
     DeleteResponse,
-    EventType,
     GetResponse,
     PutResponse,
     Response,
     TxnResponse,
 )
-from etcd_layers.errors import (
-    CompactedError,
-    DeadlineExceededError,
-    LeaseNotFoundError,
-    UnavailableError,
-)
-from etcd_layers.leasing._cache import LeaseCache, LeasingStats, Lookup
+from etcd_layers.base.waiting import wait_deleted
+from etcd_layers.errors import LeaseNotFoundError, UnavailableError
+from etcd_layers.leasing._cache import LeaseCache, Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,
@@ -48,12 +43,12 @@ from etcd_layers.leasing._protocol import (
     written_keys,
 )
 from etcd_layers.leasing._session import LeasingBackend, Ownership
+from etcd_layers.leasing._stats import LeasingStats
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=Response)
 
 _KV_GET: Final[Callable[..., GetResponse]] = KV.get  # the funnel's get: checks every keyword
-_WAIT_SLICE: Final = 0.5  # seconds between checks while waiting for an owner to let go
 
 
 @runtime_checkable
@@ -299,22 +294,7 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
 
     def _wait_deleted(self, key: bytes, revision: int, deadline: Deadline) -> None:
         """Return once `key` was deleted after `revision` (or its history is compacted)."""
-        watch = self._self_backend.watch(
-            key, start_revision=revision + 1, timeout=deadline.remaining()
-        )
-        with watch:
-            while True:
-                try:
-                    response = watch.next(timeout=deadline.left_or(_WAIT_SLICE))
-                except CompactedError:
-                    return  # too old to tell: the next attempt looks at the key again
-                except DeadlineExceededError:
-                    raise
-                except TimeoutError:
-                    deadline.remaining()  # raises DeadlineExceededError once the time is spent
-                    continue
-                if any(event.type == EventType.DELETE for event in response.events):
-                    return
+        wait_deleted(self._self_backend, key, revision, deadline)  # compacted: looked at again
 
 
 def _expect(response: Response, kind: type[_R]) -> _R:

@@ -93,7 +93,7 @@ class Ownership:
             DeadlineExceededError: not done within `timeout`.
         """
         deadline = Deadline(timeout)
-        self._grant(deadline.remaining())
+        self.grant(deadline.remaining())
         self._watch = self._backend.watch(self._prefix, prefix=True, timeout=deadline.remaining())
         self._cache.set_watching(watching=True)
         for job, target in (
@@ -150,7 +150,8 @@ class Ownership:
 
     # --- session -------------------------------------------------------------------------
 
-    def _grant(self, timeout: float | None) -> None:
+    def grant(self, timeout: float | None) -> None:
+        """Grant a new session lease and hand it to the cache (the session thread's step)."""
         sent = self._clock()
         granted = self._backend.grant(self._ttl, timeout=timeout)
         self._lease_id, self._granted_ttl, self._last_sent = granted.id, granted.ttl, sent
@@ -162,7 +163,7 @@ class Ownership:
         while not self._stop.is_set():
             if not self._lease_id:
                 try:
-                    self._grant(BACKGROUND_TIMEOUT)
+                    self.grant(BACKGROUND_TIMEOUT)
                     backoff = RETRY_BACKOFF
                 except CanceledError:
                     self._client_closed()
@@ -177,13 +178,19 @@ class Ownership:
                 self._wake.clear()
             if self._stop.is_set():
                 return
-            if self._renew():
+            if self.renew():
                 backoff = RETRY_BACKOFF
             else:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
 
-    def _renew(self) -> bool:
+    def renew(self) -> bool:
+        """Renew the session lease once (the session thread's step).
+
+        Returns:
+            False if the renewal failed but the lease may still be alive (retry after a
+            back-off); True otherwise (renewed, or found lost and the cache cleared).
+        """
         lease_id = self._lease_id
         sent = self._clock()
         timeout = max(0.2, min(BACKGROUND_TIMEOUT, self._granted_ttl / 4))
@@ -234,7 +241,7 @@ class Ownership:
             try:
                 for response in watch:
                     for event in response.events:
-                        self._on_event(event)
+                        self.on_event(event)
             except CanceledError:
                 if not self._stop.is_set():
                     self._client_closed()
@@ -268,7 +275,8 @@ class Ownership:
                 self._cache.release_unless_cached(kv.key[len(self._prefix) :], kv.create_revision)
         return watch
 
-    def _on_event(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
+        """Apply one event of the leasing prefix to the cache (the watch thread's step)."""
         kv = event.kv
         if not kv.key.startswith(self._prefix):
             return

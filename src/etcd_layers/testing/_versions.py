@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from etcd_layers.testing.server import EtcdBinaryNotFoundError, etcd_version
+from etcd_layers.testing.binaries import EtcdBinaryNotFoundError, etcd_version
 
 if TYPE_CHECKING:
     import pytest

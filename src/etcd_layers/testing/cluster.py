@@ -8,28 +8,22 @@ import itertools
 import logging
 import os
 import shutil
-import socket
-import ssl
-import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypedDict
+from typing import Final
 
 from etcd_layers._compat import Self
+from etcd_layers.testing import _membership as membership
 from etcd_layers.testing._faultproxy import RequestHead
-from etcd_layers.testing.server import (
-    EtcdStartError,
-    GatewayError,
-    Member,
-    State,
-    etcd_version,
-    find_etcd_binary,
-)
-from etcd_layers.testing.tls import TLSFiles, generate_tls_files
+from etcd_layers.testing._flags import State
+from etcd_layers.testing._layout import ClientOptions, ClusterLayout
+from etcd_layers.testing._peers import Partitions, pid_owning, sender_url
+from etcd_layers.testing.binaries import etcd_version, find_etcd_binary
+from etcd_layers.testing.server import Member
+from etcd_layers.testing.tls import generate_tls_files
 
 __all__ = ["ClientOptions", "EtcdCluster", "EtcdServer"]
 
@@ -37,16 +31,6 @@ logger = logging.getLogger("etcd_layers.testing")
 
 MAX_SIZE: Final = 5
 _START_TIMEOUT: Final = 30.0
-_POLL_INTERVAL: Final = 0.05
-_PROBE_TIMEOUT: Final = 1.0
-
-
-class ClientOptions(TypedDict, total=False):
-    """The `Client` keyword arguments a cluster needs: its TLS files, when it has any."""
-
-    ca_cert: str
-    cert: str
-    key: str
 
 
 # Strong references: a cluster a test forgot to close stays alive until exit closes it.
@@ -63,7 +47,7 @@ def _close_open_clusters() -> None:
             logger.exception("closing %r at exit failed", cluster)
 
 
-class EtcdCluster:
+class EtcdCluster(ClusterLayout):
     """A real etcd cluster of `size` members on 127.0.0.1 for tests.
 
     Every member listens on free loopback ports and advertises its proxies'
@@ -105,6 +89,7 @@ class EtcdCluster:
         log_level: str = "warn",
         start_timeout: float = _START_TIMEOUT,
     ) -> None:
+        super().__init__()
         given: object = size  # checked at run time too: callers may not use mypy
         if isinstance(given, bool) or not isinstance(given, int):
             raise TypeError(f"size must be int, not {type(given).__name__}")
@@ -120,16 +105,11 @@ class EtcdCluster:
         self._binary = binary
         self._log_level = log_level
         self._start_timeout = start_timeout
-        self._members: list[Member] = []
         self._names = itertools.count()
         self._bootstrap_names: frozenset[str] = frozenset()
         self._bootstrap = ""
-        self._base_dir: Path | None = None
-        self._tls: TLSFiles | None = None
-        self._version: tuple[int, int, int] | None = None
         self._token = f"etcd-layers-{uuid.uuid4().hex[:12]}"  # keeps clusters from joining up
-        self._cut: set[frozenset[str]] = set()  # partitioned pairs of member names
-        self._isolated_clients: set[str] = set()
+        self._partitions = Partitions()
         self._logged_peer_head = False
         self._started = False
         self._closed = False
@@ -211,76 +191,6 @@ class EtcdCluster:
         names = ", ".join(member.name for member in self._members)
         return f"<{type(self).__name__} [{names}] {state}>"
 
-    # -- what tests use -------------------------------------------------------------------
-
-    @property
-    def members(self) -> list[Member]:
-        """The members, in the order they were made (a copy)."""
-        return list(self._members)
-
-    @property
-    def endpoints(self) -> list[str]:
-        """Every member's proxied client endpoint, `127.0.0.1:port`."""
-        return [member.endpoint for member in self._members]
-
-    @property
-    def client_urls(self) -> list[str]:
-        """Every member's proxied client URL, with its scheme."""
-        return [member.client_url for member in self._members]
-
-    @property
-    def tls(self) -> TLSFiles | None:
-        """The certificate files of a `tls=True` cluster (after `start()`), else None."""
-        return self._tls
-
-    @property
-    def base_dir(self) -> Path:
-        """The cluster's temp dir (data dirs, logs, certificates).
-
-        Raises:
-            RuntimeError: The cluster was never started.
-        """
-        if self._base_dir is None:
-            raise RuntimeError("the cluster has not been started")
-        return self._base_dir
-
-    @property
-    def version(self) -> tuple[int, int, int]:
-        """The etcd version the members run.
-
-        Raises:
-            RuntimeError: The cluster was never started.
-        """
-        if self._version is None:
-            raise RuntimeError("the cluster has not been started")
-        return self._version
-
-    def client_options(self) -> ClientOptions:
-        """Keyword arguments that let `Client` reach this cluster: its TLS files, if any.
-
-        For example `Client(endpoints=cluster.endpoints, **cluster.client_options())`.
-        """
-        if self._tls is None:
-            return {}
-        return ClientOptions(
-            ca_cert=self._tls.ca_cert, cert=self._tls.client_cert, key=self._tls.client_key
-        )
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """An SSL context for plain HTTPS to the members (JSON gateway, `/health`), or None."""
-        return self._tls.client_ssl_context() if self._tls is not None else None
-
-    def member_named(self, name: str) -> Member:
-        """Return the member called `name`.
-
-        Raises:
-            KeyError: There is none.
-        """
-        for member in self._members:
-            if member.name == name:
-                return member
-        raise KeyError(name)
-
     def wait_healthy(self, timeout: float = _START_TIMEOUT) -> None:
         """Wait until every started member reports itself healthy.
 
@@ -290,43 +200,11 @@ class EtcdCluster:
             EtcdStartError: A member's process exited, or not all were healthy in time;
                 the message has the log tails of the members that were not.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            started = [member for member in self._members if member.pid is not None]
-            alive = [member.check_process() for member in started]  # every one, not all()
-            unhealthy = [
-                member
-                for member, running in zip(started, alive, strict=True)
-                if not running or not member.is_healthy(_PROBE_TIMEOUT)
-            ]
-            if not unhealthy:
-                return
-            if time.monotonic() >= deadline:
-                tails = "\n".join(member.log_tail() for member in unhealthy)
-                names = ", ".join(member.name for member in unhealthy)
-                raise EtcdStartError(
-                    f"etcd members not healthy within {timeout:g}s: {names}\n{tails}"
-                )
-            time.sleep(_POLL_INTERVAL)
+        membership.wait_healthy(self._members, timeout)
 
     def leader(self) -> Member | None:
         """Return the member that the running members name as leader, or None if none does."""
-        for member in self._members:
-            if not member.is_running:
-                continue
-            try:
-                status = member.gateway("/v3/maintenance/status", direct=True, timeout=2.0)
-            except (OSError, ValueError, GatewayError):
-                continue
-            leader_id = int(str(status.get("leader", "0")))
-            for candidate in self._members:
-                if (
-                    leader_id
-                    and candidate.is_running
-                    and _member_id_or_none(candidate) == leader_id
-                ):
-                    return candidate
-        return None
+        return membership.find_leader(self._members)
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -340,9 +218,7 @@ class EtcdCluster:
         Partitions add up until `heal()`.
         """
         self._check_members(member, *peers)
-        for peer in peers:
-            if peer is not member:
-                self._cut.add(frozenset((member.name, peer.name)))
+        self._partitions.cut(member.name, [peer.name for peer in peers if peer is not member])
         self._apply_partitions()
 
     def isolate(self, member: Member, *, clients: bool = False) -> None:
@@ -350,23 +226,22 @@ class EtcdCluster:
         self.partition(member, [peer for peer in self._members if peer is not member])
         if clients:
             member.client_proxy.blackhole()
-            self._isolated_clients.add(member.name)
+            self._partitions.isolate_clients(member.name)
 
     def heal(self) -> None:
         """Undo every `partition` and `isolate` (including black-holed client proxies)."""
-        self._cut.clear()
+        isolated = self._partitions.heal()
         self._apply_partitions()
         for member in self._members:
-            if member.name in self._isolated_clients:
+            if member.name in isolated:
                 member.client_proxy.unblackhole()
-        self._isolated_clients.clear()
 
     def _apply_partitions(self) -> None:
         for member in self._members:
             member.peer_proxy.set_blocked(
                 peer.peer_url
                 for peer in self._members
-                if frozenset((member.name, peer.name)) in self._cut
+                if self._partitions.is_cut(member.name, peer.name)
             )
 
     def _check_members(self, *members: Member) -> None:
@@ -376,19 +251,19 @@ class EtcdCluster:
 
     def _identify_peer(self, receiver: Member, head: RequestHead) -> str | None:
         """Name the member that opened a connection to `receiver`'s peer proxy by its peer URL."""
-        urls = head.headers.get("x-peerurls")
-        if urls:
+        url = sender_url(head)
+        if url is not None:
             if not self._logged_peer_head:
                 self._logged_peer_head = True
                 logger.info(
                     "first peer request to %s: %s %s", receiver.name, head.request_line,
                     dict(head.headers),
                 )  # fmt: skip
-            return urls.split(",")[0].strip().rstrip("/")
+            return url
         # Requests outside rafthttp (version probes, lease renewals forwarded to the leader)
         # carry no sender headers: find the process that owns the other end of the socket.
         by_pid = {member.pid: member for member in tuple(self._members) if member.pid is not None}
-        pid = _pid_owning(head.client_address, receiver.peer_proxy.port, by_pid)
+        pid = pid_owning(head.client_address, receiver.peer_proxy.port, by_pid)
         return by_pid[pid].peer_url if pid is not None else None
 
     # -- members joining later ------------------------------------------------------------
@@ -423,8 +298,7 @@ class EtcdCluster:
         """
         self._check_members(member)
         self._members = [ours for ours in self._members if ours is not member]
-        self._cut = {pair for pair in self._cut if member.name not in pair}
-        self._isolated_clients.discard(member.name)
+        self._partitions.forget(member.name)
         try:
             member.close()
         finally:
@@ -439,39 +313,7 @@ class EtcdCluster:
     def _default_initial_cluster(self, member: Member) -> str:
         if member.name in self._bootstrap_names:
             return self._bootstrap
-        # A joining member must list exactly the members etcd knows, itself included
-        # (etcd compares peer URLs), so ask the cluster rather than guess from our list.
-        by_url = {ours.peer_url: ours for ours in self._members}
-        entries = []
-        found = False
-        for listed in self._member_list():
-            raw_urls = listed.get("peerURLs")
-            urls = [str(url) for url in raw_urls] if isinstance(raw_urls, list) else []
-            ours = next((by_url[url] for url in urls if url in by_url), None)
-            found = found or ours is member
-            name = ours.name if ours is not None else str(listed.get("name") or listed.get("ID"))
-            entries += [f"{name}={url}" for url in urls]
-        if not found:
-            raise RuntimeError(
-                f"member {member.name} is not in the cluster's member list: "
-                f"member_add([{member.peer_url!r}]) before starting it"
-            )
-        return ",".join(entries)
-
-    def _member_list(self) -> list[Mapping[str, object]]:
-        last_error: BaseException | None = None
-        for ours in self._members:
-            if not ours.is_running:
-                continue
-            try:
-                answer = ours.gateway("/v3/cluster/member/list", direct=True)
-            except (OSError, ValueError, GatewayError) as err:
-                last_error = err
-                continue
-            listed = answer.get("members", [])
-            if isinstance(listed, list):
-                return [entry for entry in listed if isinstance(entry, dict)]
-        raise RuntimeError("no running member answered the member list") from last_error
+        return membership.joining_initial_cluster(member, self._members)
 
     def _make_member(self, first_state: State, name: str | None = None) -> Member:
         assert self._base_dir is not None
@@ -549,49 +391,3 @@ class EtcdServer(EtcdCluster):
     def endpoint(self) -> str:
         """The member's proxied client endpoint, `127.0.0.1:port`."""
         return self.member.endpoint
-
-
-def _member_id_or_none(member: Member) -> int | None:
-    try:
-        return member.member_id
-    except (OSError, ValueError, KeyError, GatewayError):
-        return None
-
-
-def _pid_owning(
-    client_address: tuple[str, int], proxy_port: int, candidates: Mapping[int, object]
-) -> int | None:
-    """Return which of `candidates` owns the socket `client_address` -> 127.0.0.1:`proxy_port`.
-
-    Linux only (through /proc); None elsewhere or when no candidate owns it.
-    """
-    if not sys.platform.startswith("linux") or not candidates:
-        return None
-    host, port = client_address
-    try:
-        packed = socket.inet_aton(host)
-        table = Path("/proc/net/tcp").read_text()
-    except OSError:
-        return None
-    # /proc/net/tcp prints each IPv4 address as a native-endian hex word.
-    local = f"{int.from_bytes(packed, sys.byteorder):08X}:{port:04X}"
-    remote = f"{int.from_bytes(socket.inet_aton('127.0.0.1'), sys.byteorder):08X}:{proxy_port:04X}"
-    inode = next(
-        (
-            fields[9]
-            for fields in (line.split() for line in table.splitlines()[1:])
-            if len(fields) > 9 and fields[1] == local and fields[2] == remote
-        ),
-        None,
-    )
-    if inode is None:
-        return None
-    wanted = f"socket:[{inode}]"
-    for pid in candidates:
-        fd_dir = f"/proc/{pid}/fd"
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(fd_dir):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"{fd_dir}/{fd}") == wanted:
-                        return pid
-    return None
