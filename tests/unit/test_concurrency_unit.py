@@ -13,15 +13,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from etcd_layers.base.compare import Compare, CompareResult, CompareTarget
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.ops import (
-    Compare,
-    CompareResult,
-    CompareTarget,
-    Op,
-    SortOrder,
-    SortTarget,
-)
+from etcd_layers.base.ops import Op, SortOrder, SortTarget
 from etcd_layers.base.responses import (
     DeleteResponse,
     Event,

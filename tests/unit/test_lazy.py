@@ -7,7 +7,7 @@ import pickle
 import threading
 from collections.abc import Iterable
 
-from etcd_layers.base._lazy import LazyKeyValues
+from etcd_layers.base.lazy import LazyKeyValues
 from etcd_layers.base.responses import KeyValue
 
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from etcd_layers.base.ops import Compare, CompareOperand, Op, SortOrder, SortTarget
+from etcd_layers.base.compare import Compare, CompareOperand
+from etcd_layers.base.ops import Op, SortOrder, SortTarget
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader, TxnResponse
 from etcd_layers.leasing._evaluate import (
     answer_get,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from etcd_layers.base.compare import Compare, CompareResult, CompareTarget
 from etcd_layers.base.keys import KEYSPACE_END, prefix_end
-from etcd_layers.base.ops import Compare, CompareResult, CompareTarget, Op, PutOp, TxnOp
+from etcd_layers.base.ops import Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
     DeleteResponse,
     GetResponse,

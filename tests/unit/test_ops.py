@@ -9,16 +9,10 @@ import pickle
 import pytest
 
 from etcd_layers import Compare, Op, SortOrder, SortTarget, errors
+from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.compare import CompareResult, CompareTarget
 from etcd_layers.base.keys import KEYSPACE_END
-from etcd_layers.base.ops import (
-    CompareResult,
-    CompareTarget,
-    DeleteOp,
-    GetOp,
-    TxnOp,
-    check_timeout,
-    op_writes,
-)
+from etcd_layers.base.ops import DeleteOp, GetOp, TxnOp, op_writes
 
 
 @pytest.mark.parametrize(

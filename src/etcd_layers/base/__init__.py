@@ -37,12 +37,9 @@ from etcd_layers.base.admin_responses import (
     StatusResponse,
 )
 from etcd_layers.base.client import Client  # after the values it returns
+from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
 from etcd_layers.base.keys import KEYSPACE_END, StrOrBytes, prefix_end, to_bytes
 from etcd_layers.base.ops import (
-    Compare,
-    CompareOperand,
-    CompareResult,
-    CompareTarget,
     DeleteOp,
     GetOp,
     Op,

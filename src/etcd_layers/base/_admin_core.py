@@ -21,8 +21,9 @@ from etcd_layers.base.admin_responses import (
     RolePermission,
     StatusResponse,
 )
+from etcd_layers.base.checks import check_int, key_range
 from etcd_layers.base.keys import KEYSPACE_END, to_bytes
-from etcd_layers.base.ops import Permission, check_int, key_range
+from etcd_layers.base.ops import Permission
 from etcd_layers.errors import RoleEmptyError, UserEmptyError
 
 _MAX_UINT64: Final = 2**64 - 1

@@ -48,8 +48,9 @@ from etcd_layers.base.admin_responses import (
     AuthUserListResponse,
     AuthUserRevokeRoleResponse,
 )
+from etcd_layers.base.checks import check_bool, check_timeout
 from etcd_layers.base.keys import StrOrBytes
-from etcd_layers.base.ops import Permission, check_bool, check_timeout
+from etcd_layers.base.ops import Permission
 
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection

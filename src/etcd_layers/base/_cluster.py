@@ -25,7 +25,7 @@ from etcd_layers.base.admin_responses import (
     MemberRemoveResponse,
     MemberUpdateResponse,
 )
-from etcd_layers.base.ops import check_bool, check_timeout
+from etcd_layers.base.checks import check_bool, check_timeout
 
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from etcd_layers.base._lazy import LazyKeyValues
 from etcd_layers.base._proto import kv_pb2, rpc_pb2
-from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
+from etcd_layers.base.compare import Compare
+from etcd_layers.base.lazy import LazyKeyValues
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
     CompactResponse,
     DeleteResponse,
@@ -140,7 +141,7 @@ def key_values(messages: Iterable[kv_pb2.KeyValue]) -> list[KeyValue]:
 
 
 def get_response(message: rpc_pb2.RangeResponse) -> GetResponse:
-    """Return a GetResponse whose kvs are converted on first use (see _lazy)."""
+    """Return a GetResponse whose kvs are converted on first use (see base.lazy)."""
     return GetResponse(
         header(message.header),
         LazyKeyValues(message.kvs, key_values),

@@ -17,8 +17,8 @@ from etcd_layers.base._keepalive_handle import KeepAliveHandle
 from etcd_layers.base._keepalive_schedule import NEVER, KeepAliveStats, Schedule
 from etcd_layers.base._methods import LEASE_KEEP_ALIVE_PATH
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
 from etcd_layers.base.retry import Backoff, is_auth_refusal
 from etcd_layers.errors import (

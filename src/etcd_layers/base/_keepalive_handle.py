@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Final
 
 from etcd_layers._compat import Self
-from etcd_layers.base.ops import check_timeout
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
 from etcd_layers.errors import CanceledError, EtcdError
 

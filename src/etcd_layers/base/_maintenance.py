@@ -32,8 +32,8 @@ from etcd_layers.base.admin_responses import (
     SnapshotResponse,
     StatusResponse,
 )
+from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.responses import ResponseHeader
 from etcd_layers.errors import (
     DeadlineExceededError,

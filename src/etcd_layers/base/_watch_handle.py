@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from etcd_layers._compat import Self
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watch_state import WatchEntry
-from etcd_layers.base.ops import check_timeout
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.responses import WatchResponse
 from etcd_layers.errors import CanceledError, EtcdError
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watch import _WatchStream
 from etcd_layers.base._watch_handle import ClientWatch
+from etcd_layers.base.checks import check_bool, check_int, check_timeout, key_range
 from etcd_layers.base.keys import StrOrBytes
-from etcd_layers.base.ops import check_bool, check_int, check_timeout, key_range
 from etcd_layers.base.watch_actions import WatchStats
 
 if TYPE_CHECKING:

@@ -15,34 +15,20 @@ from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection
 from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
 from etcd_layers.base._keepalive import KeepAliveMixin
+from etcd_layers.base._lease import LeaseMixin
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watcher import WatchMixin
-from etcd_layers.base.ops import (
-    DeleteOp,
-    GetOp,
-    Op,
-    PutOp,
-    TxnOp,
-    check_bool,
-    check_int,
-    check_timeout,
-)
+from etcd_layers.base.checks import check_bool, check_int, check_timeout
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
     CompactResponse,
     DeleteResponse,
     GetResponse,
-    LeaseGrantResponse,
-    LeaseKeepAliveResponse,
-    LeaseLeasesResponse,
-    LeaseRevokeResponse,
-    LeaseStatus,
-    LeaseTimeToLiveResponse,
     PutResponse,
     Response,
     TxnResponse,
 )
-from etcd_layers.errors import LeaseNotFoundError
 
 DEFAULT_MAX_SEND: Final = 2 * 1024 * 1024
 DEFAULT_MAX_RECV: Final = 2**31 - 1
@@ -71,11 +57,7 @@ def _positive_number(value: object, name: str, *, optional: bool) -> float | Non
     return float(value)
 
 
-def _check_id(value: object, name: str = "lease_id") -> int:
-    return check_int(value, name)
-
-
-class Client(WatchMixin, KeepAliveMixin, AdminMixin):
+class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
     """A connection to an etcd v3 cluster; speaks the KV, Watcher and Lease Protocols.
 
     Safe to share between threads. `Client(...)` connects eagerly (and logs in when given a
@@ -383,69 +365,3 @@ class Client(WatchMixin, KeepAliveMixin, AdminMixin):
             _methods.COMPACT, request, check_timeout(timeout), idempotent=False
         )
         return _convert.compact_response(message)
-
-    # --- Lease (unary) -------------------------------------------------------------------
-
-    def grant(
-        self, ttl: int, *, lease_id: int = 0, timeout: float | None = None
-    ) -> LeaseGrantResponse:
-        """Create a lease (see Lease.grant)."""
-        request = rpc_pb2.LeaseGrantRequest(TTL=check_int(ttl, "ttl"), ID=_check_id(lease_id))
-        message = self._conn.call(
-            _methods.LEASE_GRANT, request, check_timeout(timeout), idempotent=False
-        )
-        return LeaseGrantResponse(
-            _convert.header(message.header), message.ID, message.TTL, message.error
-        )
-
-    def revoke(self, lease_id: int, *, timeout: float | None = None) -> LeaseRevokeResponse:
-        """Revoke a lease (see Lease.revoke)."""
-        request = rpc_pb2.LeaseRevokeRequest(ID=_check_id(lease_id))
-        message = self._conn.call(
-            _methods.LEASE_REVOKE, request, check_timeout(timeout), idempotent=False
-        )
-        return LeaseRevokeResponse(_convert.header(message.header))
-
-    def time_to_live(
-        self, lease_id: int, *, keys: bool = False, timeout: float | None = None
-    ) -> LeaseTimeToLiveResponse:
-        """Return a lease's TTL (see Lease.time_to_live)."""
-        request = rpc_pb2.LeaseTimeToLiveRequest(
-            ID=_check_id(lease_id), keys=check_bool(keys, "keys")
-        )
-        message = self._conn.call(
-            _methods.LEASE_TIME_TO_LIVE, request, check_timeout(timeout), idempotent=True
-        )
-        return LeaseTimeToLiveResponse(
-            _convert.header(message.header),
-            message.ID,
-            message.TTL,
-            message.grantedTTL,
-            list(message.keys),
-        )
-
-    def leases(self, *, timeout: float | None = None) -> LeaseLeasesResponse:
-        """List every lease (see Lease.leases)."""
-        message = self._conn.call(
-            _methods.LEASE_LEASES,
-            rpc_pb2.LeaseLeasesRequest(),
-            check_timeout(timeout),
-            idempotent=True,
-        )
-        return LeaseLeasesResponse(
-            _convert.header(message.header), [LeaseStatus(lease.ID) for lease in message.leases]
-        )
-
-    def keep_alive_once(
-        self, lease_id: int, *, timeout: float | None = None
-    ) -> LeaseKeepAliveResponse:
-        """Renew a lease once (see Lease.keep_alive_once).
-
-        Raises:
-            LeaseNotFoundError: the lease does not exist (etcd answers with TTL <= 0).
-        """
-        lease_id = _check_id(lease_id)
-        response = self._keep_alive_request(lease_id, check_timeout(timeout))
-        if response.ttl <= 0:
-            raise LeaseNotFoundError(f"lease {lease_id:x} not found")
-        return response

@@ -1,19 +1,44 @@
-"""Op, Compare and the sort enums: frozen request values that check their arguments when built."""
+"""Op and the sort enums: frozen request values that check their arguments when built.
+
+Compare lives in base.compare and the argument checks in base.checks; both are re-exported
+here, where callers have always found them.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
 
-from etcd_layers.base.keys import KEYSPACE_END, StrOrBytes, prefix_end, to_bytes
+from etcd_layers.base.checks import check_bool, check_int, check_timeout, key_range
+from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
+from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.errors import (
     EmptyKeyError,
     InvalidSortOptionError,
     LeaseProvidedError,
     ValueProvidedError,
 )
+
+__all__ = [  # with what moved to base.compare and base.checks, importable here as before
+    "Compare",
+    "CompareOperand",
+    "CompareResult",
+    "CompareTarget",
+    "DeleteOp",
+    "GetOp",
+    "Op",
+    "Permission",
+    "PutOp",
+    "SortOrder",
+    "SortTarget",
+    "TxnOp",
+    "check_bool",
+    "check_int",
+    "check_timeout",
+    "key_range",
+    "op_writes",
+]
 
 
 class SortOrder(enum.IntEnum):
@@ -34,25 +59,6 @@ class SortTarget(enum.IntEnum):
     VALUE = 4
 
 
-class CompareTarget(enum.IntEnum):
-    """What a Compare looks at (etcd's Compare.CompareTarget)."""
-
-    VERSION = 0
-    CREATE = 1
-    MOD = 2
-    VALUE = 3
-    LEASE = 4
-
-
-class CompareResult(enum.IntEnum):
-    """The relation a Compare asserts (etcd's Compare.CompareResult)."""
-
-    EQUAL = 0
-    GREATER = 1
-    LESS = 2
-    NOT_EQUAL = 3
-
-
 class Permission(enum.IntEnum):
     """The access a role's permission grants (etcd's authpb.Permission.Type)."""
 
@@ -63,50 +69,6 @@ class Permission(enum.IntEnum):
 
 class _InvalidSortTypeError(InvalidSortOptionError, TypeError):
     """A sort option of the wrong type: both the contract's class and a TypeError."""
-
-
-def check_bool(value: object, name: str) -> bool:
-    """Return `value` if it is a bool.
-
-    Raises:
-        TypeError: it is not.
-    """
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
-    return value
-
-
-def check_int(value: object, name: str) -> int:
-    """Return `value` if it is a non-negative int (bool is refused).
-
-    Raises:
-        TypeError: not an int.
-        ValueError: negative.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        # `put(k, v, lease=cli.grant(10))` is an easy slip (python-etcd3 takes a Lease object
-        # there): name the attribute that holds the int.
-        hint = " (pass its .id)" if isinstance(getattr(value, "id", None), int) else ""
-        raise TypeError(f"{name} must be int, not {type(value).__name__}{hint}")
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
-    return value
-
-
-def check_timeout(value: object) -> float | None:
-    """Return a call's `timeout` (None or seconds > 0).
-
-    Raises:
-        TypeError: not a number.
-        ValueError: zero or negative.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"timeout must be float or None, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {value}")
-    return float(value)
 
 
 def _sort_option(value: object, enum_type: type[SortOrder] | type[SortTarget], name: str) -> int:
@@ -120,36 +82,6 @@ def _sort_option(value: object, enum_type: type[SortOrder] | type[SortTarget], n
         raise InvalidSortOptionError(
             f"{name} must be one of {[member.name for member in enum_type]}, got {value!r}"
         ) from None
-
-
-def key_range(
-    key: object, range_end: object, prefix: object, from_key: object
-) -> tuple[bytes, bytes]:
-    """Resolve a key and its range options into etcd's (key, range_end).
-
-    Raises:
-        TypeError: a wrong type.
-        ValueError: `prefix` combined with `range_end` or `from_key`.
-        EmptyKeyError: an empty key that names no range.
-    """
-    raw_key = to_bytes(key, name="key")
-    prefix = check_bool(prefix, "prefix")
-    from_key = check_bool(from_key, "from_key")
-    end = b"" if range_end is None else to_bytes(range_end, name="range_end")
-    if prefix and (range_end is not None or from_key):
-        raise ValueError("prefix=True cannot be combined with range_end or from_key")
-    if from_key and range_end is not None:
-        raise ValueError("from_key=True cannot be combined with range_end")
-    if prefix:
-        # As clientv3's WithPrefix: an empty key with prefix means every key.
-        return (raw_key, prefix_end(raw_key)) if raw_key else (KEYSPACE_END, KEYSPACE_END)
-    if from_key:
-        return (raw_key or KEYSPACE_END), KEYSPACE_END
-    if not raw_key:
-        # A range_end does not make an empty key valid: etcd refuses key b"" whatever its
-        # range_end ("key is not provided"), and clientv3 refuses it before sending.
-        raise EmptyKeyError("key must not be empty (use prefix=True or from_key=True for all keys)")
-    return raw_key, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,105 +301,3 @@ def op_writes(op: Op) -> bool:
     if isinstance(op, TxnOp):
         return op.is_write
     return True
-
-
-_COMPARE_OPERATORS: Final = {
-    "==": CompareResult.EQUAL,
-    "!=": CompareResult.NOT_EQUAL,
-    "<": CompareResult.LESS,
-    ">": CompareResult.GREATER,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    """One comparison of a txn: build it as `Compare.value(key) == b"v"` and friends."""
-
-    key: bytes
-    range_end: bytes
-    target: CompareTarget
-    result: CompareResult
-    target_value: bytes | int  # bytes for VALUE, an int for every other target
-
-    def __bool__(self) -> bool:
-        # `Compare.version(k) == 0` builds a comparison for the server; it is not a test. As a
-        # condition (`if ...`) it would always hold, and `a == x and b > y` would keep only the
-        # second comparison, silently: both are refused here.
-        raise TypeError(
-            "a Compare has no truth value: it is evaluated by the server; pass it in "
-            "txn(compare=[...]), listing several to require them all"
-        )
-
-    @staticmethod
-    def value(
-        key: StrOrBytes, *, range_end: StrOrBytes | None = None, prefix: bool = False
-    ) -> CompareOperand:
-        """Compare the value of `key` (or of every key in a range)."""
-        return CompareOperand.of(key, range_end, prefix, CompareTarget.VALUE)
-
-    @staticmethod
-    def version(
-        key: StrOrBytes, *, range_end: StrOrBytes | None = None, prefix: bool = False
-    ) -> CompareOperand:
-        """Compare the version of `key` (0 when it does not exist)."""
-        return CompareOperand.of(key, range_end, prefix, CompareTarget.VERSION)
-
-    @staticmethod
-    def create_revision(
-        key: StrOrBytes, *, range_end: StrOrBytes | None = None, prefix: bool = False
-    ) -> CompareOperand:
-        """Compare the create revision of `key` (0 when it does not exist)."""
-        return CompareOperand.of(key, range_end, prefix, CompareTarget.CREATE)
-
-    @staticmethod
-    def mod_revision(
-        key: StrOrBytes, *, range_end: StrOrBytes | None = None, prefix: bool = False
-    ) -> CompareOperand:
-        """Compare the mod revision of `key` (0 when it does not exist)."""
-        return CompareOperand.of(key, range_end, prefix, CompareTarget.MOD)
-
-    @staticmethod
-    def lease(
-        key: StrOrBytes, *, range_end: StrOrBytes | None = None, prefix: bool = False
-    ) -> CompareOperand:
-        """Compare the lease id `key` is attached to (0 for none)."""
-        return CompareOperand.of(key, range_end, prefix, CompareTarget.LEASE)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class CompareOperand:
-    """The left side of a comparison; `==`, `!=`, `<`, `>` against a value build a Compare."""
-
-    key: bytes
-    range_end: bytes
-    target: CompareTarget
-
-    @staticmethod
-    def of(key: object, range_end: object, prefix: object, target: CompareTarget) -> CompareOperand:
-        """Check the arguments and build an operand."""
-        if check_bool(prefix, "prefix") and range_end is not None:
-            raise ValueError("prefix=True cannot be combined with range_end")
-        begin, end = key_range(key, range_end, prefix, False)
-        return CompareOperand(begin, end, target)
-
-    def _build(self, operator: str, other: object) -> Compare:
-        value: bytes | int
-        if self.target == CompareTarget.VALUE:
-            value = to_bytes(other, name="compared value")
-        else:
-            value = check_int(other, f"compared {self.target.name.lower()}")
-        return Compare(self.key, self.range_end, self.target, _COMPARE_OPERATORS[operator], value)
-
-    def __eq__(self, other: object) -> Compare:  # type: ignore[override]  # returns Compare
-        return self._build("==", other)
-
-    def __ne__(self, other: object) -> Compare:  # type: ignore[override]  # returns Compare
-        return self._build("!=", other)
-
-    def __lt__(self, other: object) -> Compare:
-        return self._build("<", other)
-
-    def __gt__(self, other: object) -> Compare:
-        return self._build(">", other)
-
-    __hash__ = None  # type: ignore[assignment]  # operands compare into Compares, never hash

@@ -13,17 +13,9 @@ from types import TracebackType
 from typing import Protocol, overload, runtime_checkable
 
 from etcd_layers._compat import Self
+from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import StrOrBytes
-from etcd_layers.base.ops import (
-    Compare,
-    DeleteOp,
-    GetOp,
-    Op,
-    PutOp,
-    SortOrder,
-    SortTarget,
-    TxnOp,
-)
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
     CompactResponse,
     DeleteResponse,

@@ -13,7 +13,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Final, TypeAlias
 
-from etcd_layers.base.ops import Compare, GetOp, Op, SortOrder, SortTarget, TxnOp
+from etcd_layers.base.compare import Compare
+from etcd_layers.base.ops import GetOp, Op, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
     EventType,
     GetResponse,

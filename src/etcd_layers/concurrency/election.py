@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.ops import check_timeout
 from etcd_layers.base.protocols import Watch
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
 from etcd_layers.base.waiting import next_response

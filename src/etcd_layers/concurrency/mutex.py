@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.compare import Compare
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.ops import Compare, check_timeout
 from etcd_layers.base.responses import ResponseHeader
 from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.concurrency._protocol import (

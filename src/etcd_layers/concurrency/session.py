@@ -9,8 +9,8 @@ from types import TracebackType
 from typing import Final, TypeAlias
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.protocols import (
     KeepAlive,
     KVWatcherLease,

@@ -54,8 +54,8 @@ from __future__ import annotations
 
 from typing import Final, cast
 
+from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.ops import check_int, check_timeout
 from etcd_layers.base.protocols import KV, speaks_kv_watcher_lease
 from etcd_layers.leasing._cache import REVOKE_BACKOFF
 from etcd_layers.leasing._protocol import REVOKE

@@ -12,7 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from etcd_layers.base.ops import Compare, CompareResult, CompareTarget, GetOp, TxnOp
+from etcd_layers.base.compare import Compare, CompareResult, CompareTarget
+from etcd_layers.base.ops import GetOp, TxnOp
 from etcd_layers.base.responses import GetResponse, KeyValue, Response, ResponseHeader, TxnResponse
 
 _ABSENT_FIELDS: Final = KeyValue(key=b"")  # what etcd compares a missing key's fields against

@@ -19,8 +19,9 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias, TypeVar
 
+from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import KEYSPACE_END, prefix_end
-from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import GetResponse, KeyValue, Response, TxnResponse
 
 REVOKE: Final = b"REVOKE"  # the value a writer puts on an owner's leasing key

@@ -9,17 +9,11 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar, overload, runtime_ch
 import wrapt
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes, plain_get_key
-from etcd_layers.base.ops import (
-    DeleteOp,
-    GetOp,
-    Op,
-    PutOp,
-    TxnOp,
-    check_timeout,
-)
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV, Lease, Watcher
 from etcd_layers.base.responses import (
     DeleteResponse,

@@ -9,16 +9,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 import wrapt
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import key_range
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes, plain_get_key
-from etcd_layers.base.ops import (
-    DeleteOp,
-    GetOp,
-    Op,
-    PutOp,
-    TxnOp,
-    key_range,
-)
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watch, Watcher
 from etcd_layers.base.responses import (
     DeleteResponse,

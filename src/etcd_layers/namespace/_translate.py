@@ -7,9 +7,10 @@ import functools
 from collections.abc import Iterable
 from typing import overload
 
-from etcd_layers.base._lazy import LazyKeyValues
+from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import KEYSPACE_END, prefix_end
-from etcd_layers.base.ops import Compare, DeleteOp, GetOp, Op, PutOp, TxnOp
+from etcd_layers.base.lazy import LazyKeyValues
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
     DeleteResponse,
     Event,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from etcd_layers.base.ops import check_int
+from etcd_layers.base.checks import check_int
 
 
 class RevisionFloor:

@@ -9,17 +9,10 @@ from typing import TypeAlias, TypeVar, overload
 import wrapt
 
 from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.ops import (
-    DeleteOp,
-    GetOp,
-    Op,
-    PutOp,
-    TxnOp,
-    check_timeout,
-    op_writes,
-)
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp, op_writes
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
     DeleteResponse,
