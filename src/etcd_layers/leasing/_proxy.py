@@ -14,7 +14,7 @@ from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
 from etcd_layers.base.keys import StrOrBytes, plain_get_key
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
-from etcd_layers.base.protocols import KV, Lease, Watcher
+from etcd_layers.base.protocols import KV, KVWatcherLease
 from etcd_layers.base.responses import (
     DeleteResponse,
     GetResponse,
@@ -46,7 +46,7 @@ _KV_GET: Final[Callable[..., GetResponse]] = KV.get  # the funnel's get: checks 
 
 
 @runtime_checkable
-class LeasingClient(KV, Watcher, Lease, Protocol):
+class LeasingClient(KVWatcherLease, Protocol):
     """What `leasing.wrap` returns: a KV that also forwards Watcher and Lease calls."""
 
     @property
@@ -62,15 +62,6 @@ class LeasingClient(KV, Watcher, Lease, Protocol):
     def close(self) -> None:
         """Give up every leasing key and end the session; the client underneath stays open."""
         ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
 
 
 class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
