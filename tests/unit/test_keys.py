@@ -6,7 +6,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from etcd_layers.base.keys import KEYSPACE_END, plain_get_key, prefix_end, to_bytes
+from etcd_layers.base.keys import (
+    KEYSPACE_END,
+    plain_get_key,
+    plain_put_items,
+    prefix_end,
+    to_bytes,
+)
 
 EDGE = st.lists(st.sampled_from(b"\x00\x01a\xfe\xff"), max_size=5).map(bytes)
 
@@ -71,3 +77,22 @@ def test_plain_get_key_accepts_only_a_plain_get(
 ) -> None:
     """Only a non-empty str or bytes key with no option at all takes a layer's fast path."""
     assert plain_get_key(key, options) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "options", "expected"),
+    [
+        (b"k", b"v", {}, (b"k", b"v")),
+        ("k", "v", {}, (b"k", b"v")),
+        (b"k", b"", {}, (b"k", b"")),  # an empty value is a value
+        (b"", b"v", {}, None),  # the slow path raises EmptyKeyError
+        (b"k", 1, {}, None),  # the slow path raises TypeError
+        (b"k", b"v", {"lease": 0}, None),
+        (b"k", b"v", {"timeout": 1.0}, None),
+    ],
+)
+def test_plain_put_items_accepts_only_a_plain_put(
+    key: object, value: object, options: dict[str, object], expected: tuple[bytes, bytes] | None
+) -> None:
+    """Only str or bytes key and value, the key non-empty, with no option, are plain."""
+    assert plain_put_items(key, value, options) == expected

@@ -680,3 +680,25 @@ def test_namespace_plain_get_of_an_empty_key_is_refused_before_any_io(
     with pytest.raises(errors.EmptyKeyError):
         ns.get(b"")
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(("key", "value"), [(b"k", b"v"), ("k", "v"), (b"k", b"")])
+def test_namespace_plain_put_sends_the_same_op_as_the_funnel(
+    fake: RecordingClient, ns: KVWatcherLease, key: str | bytes, value: str | bytes
+) -> None:
+    """put(key, value) with no option (the fast path) sends what the funnel sends."""
+    fake.answers[PutOp] = PutResponse(HEADER)
+    ns.put(key, value)
+    ns.put(key, value, timeout=None)
+    fast, funnel = fake.calls
+    assert fast == funnel
+    assert fast[1][0] == Op.put(b"t/" + to_bytes(key, name="key"), value)
+
+
+def test_namespace_plain_put_with_a_bad_value_is_refused_before_any_io(
+    fake: RecordingClient, ns: KVWatcherLease
+) -> None:
+    """The fast path leaves a value of the wrong type to the funnel, which raises TypeError."""
+    with pytest.raises(TypeError, match="value"):
+        ns.put(b"k", 7)  # type: ignore[arg-type]  # the wrong type, on purpose
+    assert fake.calls == []

@@ -38,6 +38,10 @@ def prefix_end(prefix: bytes) -> bytes:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
+def _plain(value: object) -> bytes | None:
+    return value if type(value) is bytes else value.encode() if type(value) is str else None
+
+
 def plain_get_key(key: object, options: Mapping[str, object]) -> bytes | None:
     """Return `key` as bytes if `get(key, **options)` is a plain get of one key, else None.
 
@@ -48,5 +52,20 @@ def plain_get_key(key: object, options: Mapping[str, object]) -> bytes | None:
     """
     if options:
         return None
-    raw = key if type(key) is bytes else key.encode() if type(key) is str else None
-    return raw or None
+    return _plain(key) or None
+
+
+def plain_put_items(
+    key: object, value: object, options: Mapping[str, object]
+) -> tuple[bytes, bytes] | None:
+    """Return (key, value) as bytes if `put(key, value, **options)` is a plain put, else None.
+
+    Plain, as for `plain_get_key`: no option given, a non-empty str or bytes key and a str or
+    bytes value, so the request is exactly `Op.put(key, value)`.
+    """
+    if options:
+        return None
+    raw_key, raw_value = _plain(key), _plain(value)
+    if not raw_key or raw_value is None:
+        return None
+    return raw_key, raw_value

@@ -11,7 +11,7 @@ import wrapt
 from etcd_layers._compat import Self
 from etcd_layers.base.checks import key_range
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes, plain_get_key
+from etcd_layers.base.keys import StrOrBytes, plain_get_key, plain_put_items
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watch, Watcher
 from etcd_layers.base.responses import (
@@ -27,6 +27,7 @@ from etcd_layers.namespace._translate import (
     prefix_op,
     prefix_range,
     unprefix_get,
+    unprefix_put,
     unprefix_response,
     unprefix_time_to_live,
     unprefix_watch_response,
@@ -44,7 +45,9 @@ _NEVER_TRANSLATED: Final = frozenset(
     {"role_grant_permission", "role_revoke_permission", "role_get", "snapshot"}
 )
 
-_KV_GET: Final[Callable[..., GetResponse]] = KV.get  # the funnel's get: checks every keyword
+# The funnel's calls, which check every keyword, for what the fast paths do not take.
+_KV_GET: Final[Callable[..., GetResponse]] = KV.get
+_KV_PUT: Final[Callable[..., PutResponse]] = KV.put
 
 _InnerT = TypeVar("_InnerT")
 _KVT = TypeVar("_KVT", bound=KV)
@@ -98,7 +101,7 @@ class NamespaceKV(_NamespaceProxy[_KVT]):
     close = Forwarded()
 
     # The KV calls, written once over do() (base.protocols.KV): do() translates them all.
-    put, delete, txn = KV.put, KV.delete, KV.txn
+    delete, txn = KV.delete, KV.txn
 
     def _get_plain(self, key: StrOrBytes, **options: object) -> GetResponse:
         # The fast path (bench/bench_namespace.py): a plain get of one key builds its Op once,
@@ -110,10 +113,19 @@ class NamespaceKV(_NamespaceProxy[_KVT]):
         response: GetResponse = self.__wrapped__.do(GetOp(prefix + raw))
         return unprefix_get(prefix, response)
 
-    if TYPE_CHECKING:
-        get = KV.get  # what callers are checked against: the Protocol's keywords
+    def _put_plain(self, key: StrOrBytes, value: StrOrBytes, **options: object) -> PutResponse:
+        # The same fast path for a put with no option (bench/bench_namespace.py).
+        items = plain_put_items(key, value, options)
+        if items is None:
+            return _KV_PUT(self, key, value, **options)
+        prefix = self._self_prefix
+        response: PutResponse = self.__wrapped__.do(PutOp(prefix + items[0], items[1]))
+        return unprefix_put(prefix, response)
+
+    if TYPE_CHECKING:  # what callers are checked against: the Protocol's keywords
+        get, put = KV.get, KV.put
     else:
-        get = _get_plain
+        get, put = _get_plain, _put_plain
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
