@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("script", help="a script under bench/, e.g. bench_client.py")
     parser.add_argument("--pairs", type=int, default=2, help="A/B pairs to run")
     parser.add_argument("args", nargs="*", help="arguments for the script (after --)")
-    options = parser.parse_args()
+    # What follows `--` (or any option ab.py does not know) goes to the script.
+    options, extra = parser.parse_known_args()
+    script_args = options.args + [arg for arg in extra if arg != "--"]
     with tempfile.TemporaryDirectory(prefix="etcd_layers-ab-") as scratch:
         base = Path(scratch) / "base"
         subprocess.run(
@@ -56,7 +58,7 @@ def main() -> None:
                     order.reverse()
                 for label, tree in order:
                     print(f"===== pair {pair + 1}, {label} =====", flush=True)
-                    print(_run(tree, options.script, options.args), flush=True)
+                    print(_run(tree, options.script, script_args), flush=True)
         finally:
             remove = ["git", "worktree", "remove", "--force", str(base)]
             subprocess.run(remove, cwd=ROOT, check=False)
