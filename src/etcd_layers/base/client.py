@@ -10,19 +10,18 @@ from typing import Final, overload
 
 from etcd_layers import config
 from etcd_layers._compat import Self, Unpack
-from etcd_layers.base import _convert, _methods
+from etcd_layers.base import _compact, _convert, _methods
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection
 from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
+from etcd_layers.base._flow import sync_call
 from etcd_layers.base._keepalive import KeepAliveMixin
 from etcd_layers.base._lease import LeaseMixin
-from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watcher import WatchMixin
 from etcd_layers.base.checks import check_bool, check_int, check_timeout
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
-    CompactResponse,
     DeleteResponse,
     GetResponse,
     PutResponse,
@@ -354,14 +353,4 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         )
         return _convert.txn_response(message)
 
-    def compact(
-        self, revision: int, *, physical: bool = False, timeout: float | None = None
-    ) -> CompactResponse:
-        """Discard history before `revision` (see KV.compact)."""
-        request = rpc_pb2.CompactionRequest(
-            revision=check_int(revision, "revision"), physical=check_bool(physical, "physical")
-        )
-        message = self._conn.call(
-            _methods.COMPACT, request, check_timeout(timeout), idempotent=False
-        )
-        return _convert.compact_response(message)
+    compact = sync_call(_compact.compact)
