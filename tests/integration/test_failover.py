@@ -236,10 +236,12 @@ def test_write_in_flight_is_not_resent_when_its_connection_drops(
             observer.revoke(lease_id)
 
 
-def test_set_endpoints_takes_effect_for_the_next_request(etcd_cluster: EtcdCluster) -> None:
+def test_set_endpoints_takes_effect_for_the_next_request(
+    etcd_cluster: EtcdCluster, kind: str, make_client: Callable[..., Client]
+) -> None:
     """After set_endpoints, requests go to the new endpoints only."""
     first, second, third = etcd_cluster.members
-    with Client([first.endpoint], timeout=5) as cli:
+    with make_client(kind, [first.endpoint], timeout=5) as cli:
         assert cli.get("k").header.member_id == first.member_id
         cli.set_endpoints(f"http://{second.endpoint}", third.endpoint)
         assert cli.endpoints == [second.endpoint, third.endpoint]
@@ -301,10 +303,12 @@ def test_set_endpoints_checks_its_arguments(client: Client) -> None:
     client.get("k")
 
 
-def test_require_leader_fails_fast_on_a_member_without_leader(etcd_cluster: EtcdCluster) -> None:
+def test_require_leader_fails_fast_on_a_member_without_leader(
+    etcd_cluster: EtcdCluster, kind: str, make_client: Callable[..., Client]
+) -> None:
     """With require_leader, a call on a member that lost its leader raises NoLeaderError at once."""
     survivor, *stopped = etcd_cluster.members
-    with Client([survivor.endpoint], require_leader=True, timeout=10) as cli:
+    with make_client(kind, [survivor.endpoint], require_leader=True, timeout=10) as cli:
         cli.get("k")
         for member in stopped:
             member.stop()
