@@ -10,7 +10,15 @@ import pytest
 from google.protobuf.message import Message
 
 from etcd_layers import AsyncClient, Client
-from etcd_layers.base import _auth_admin, _cluster, _lease, _maintenance, _methods
+from etcd_layers.base import (
+    AsyncLease,
+    Lease,
+    _auth_admin,
+    _cluster,
+    _lease,
+    _maintenance,
+    _methods,
+)
 from etcd_layers.base._admin_core import AUTH_ENABLE, MEMBER_LIST, MOVE_LEADER, STATUS
 from etcd_layers.base._aio_connection import AsyncConnection
 from etcd_layers.base._connection import Connection
@@ -244,3 +252,15 @@ async def test_async_client_from_connection_runs_over_it() -> None:
     assert (path, idempotent) == (_methods.RANGE.path, True)
     assert request == rpc_pb2.RangeRequest(key=b"k", range_end=b"l")
     assert [path for path, *_ in conn.calls] == [_methods.RANGE.path, MEMBER_LIST.path]
+
+
+@pytest.mark.parametrize("name", ["grant", "revoke", "time_to_live", "leases"])
+def test_flow_methods_have_the_protocols_signatures(name: str) -> None:
+    """inspect sees the Lease Protocol's signature on both shells, bound or not."""
+    expected = inspect.signature(getattr(Lease, name))
+    assert inspect.signature(getattr(Client, name)) == expected
+    assert inspect.signature(getattr(AsyncClient, name)) == inspect.signature(
+        getattr(AsyncLease, name)
+    )
+    bound = getattr(Client.__new__(Client), name)
+    assert list(inspect.signature(bound).parameters) == list(expected.parameters)[1:]
