@@ -180,3 +180,27 @@ async def test_async_client_move_leader_runs_its_flow_steps(
     # (etcd answers that with an empty header).
     moved = await etcd_async_client.move_leader(status.leader)
     assert isinstance(moved, MoveLeaderResponse)
+
+
+async def test_async_client_from_env_connects_as_etcdctl_would(
+    etcd_server: EtcdServer, etcd_key_prefix: bytes
+) -> None:
+    """from_env reads ETCDCTL_* variables and connects on entry."""
+    environ = {"ETCDCTL_ENDPOINTS": ",".join(etcd_server.endpoints)}
+    async with AsyncClient.from_env(environ, timeout=TIMEOUT) as cli:
+        assert cli.endpoints == etcd_server.endpoints
+        assert (await cli.get(etcd_key_prefix)).count == 0
+
+
+async def test_async_client_auto_sync_replaces_the_endpoints(etcd_server: EtcdServer) -> None:
+    """With auto_sync_interval, the endpoints follow the member list; close() stops the task."""
+    dead = _dead_endpoint()
+    async with AsyncClient(
+        [*etcd_server.endpoints, dead], timeout=TIMEOUT, auto_sync_interval=0.1
+    ) as cli:
+        for _ in range(100):
+            if cli.endpoints == etcd_server.endpoints:
+                break
+            await asyncio.sleep(0.05)
+        assert cli.endpoints == etcd_server.endpoints
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "etcd_layers.aio.autosync"] == []
