@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from etcd_layers import errors
     from etcd_layers.base import (
+        AsyncClient,
         Client,
         Compare,
         EventType,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Compare",
     "EventType",

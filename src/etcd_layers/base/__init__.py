@@ -36,6 +36,7 @@ from etcd_layers.base.admin_responses import (
     SnapshotResponse,
     StatusResponse,
 )
+from etcd_layers.base.async_client import AsyncClient  # after Client, as its twin
 from etcd_layers.base.client import Client  # after the values it returns
 from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
 from etcd_layers.base.keys import KEYSPACE_END, StrOrBytes, prefix_end, to_bytes
@@ -51,6 +52,12 @@ from etcd_layers.base.ops import (
 )
 from etcd_layers.base.protocols import (
     KV,
+    AsyncKeepAlive,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatch,
+    AsyncWatcher,
+    AsyncWatchStart,
     KeepAlive,
     KVWatcherLease,
     Lease,
@@ -84,6 +91,13 @@ __all__ = [
     "AlarmMember",
     "AlarmResponse",
     "AlarmType",
+    "AsyncClient",
+    "AsyncKV",
+    "AsyncKeepAlive",
+    "AsyncLease",
+    "AsyncWatch",
+    "AsyncWatchStart",
+    "AsyncWatcher",
     "AuthDisableResponse",
     "AuthEnableResponse",
     "AuthRoleAddResponse",

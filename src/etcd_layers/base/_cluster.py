@@ -1,4 +1,7 @@
-"""Cluster membership calls (member list, add, remove, update, promote), mixed into Client."""
+"""Cluster membership calls (member list, add, remove, update, promote), written once as flows.
+
+`ClusterMixin` makes them Client methods; `_aio_calls` makes them AsyncClient coroutines.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from etcd_layers.base._admin_core import (
     member,
     members,
 )
+from etcd_layers.base._flow import Flow, call, sync_call
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.admin_responses import (
     MemberAddResponse,
@@ -25,10 +29,96 @@ from etcd_layers.base.admin_responses import (
     MemberRemoveResponse,
     MemberUpdateResponse,
 )
-from etcd_layers.base.checks import check_bool, check_timeout
+from etcd_layers.base.checks import check_bool
 
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection
+
+
+def member_list(
+    *, serializable: bool = False, timeout: float | None = None
+) -> Flow[MemberListResponse]:
+    """List the cluster's members.
+
+    Args:
+        serializable: answer from the member's local view, which may lag behind a
+            change just made elsewhere; by default the list is linearizable, as
+            clientv3 3.5 asks. etcd 3.4 does not know the request's `linearizable`
+            field and always answers from the local view.
+        timeout: seconds (None: the client's default).
+    """
+    request = rpc_pb2.MemberListRequest(linearizable=not check_bool(serializable, "serializable"))
+    message = yield from call(MEMBER_LIST, request, idempotent=True)
+    return MemberListResponse(_convert.header(message.header), members(message.members))
+
+
+def member_add(
+    peer_urls: Sequence[str] | str,
+    *,
+    learner: bool = False,
+    timeout: float | None = None,
+) -> Flow[MemberAddResponse]:
+    """Add a member (start its etcd with `--initial-cluster-state=existing` afterwards).
+
+    Args:
+        peer_urls: the new member's peer URLs, `http(s)://host:port`.
+        learner: add it as a learner: it receives the log but does not vote until
+            member_promote().
+        timeout: seconds (None: the client's default).
+
+    Raises:
+        PeerURLExistError: a member already has one of these peer URLs.
+        MemberNotEnoughStartedError: too few members are started to add one safely.
+        TooManyLearnersError: the cluster already has its maximum of learners.
+    """
+    request = rpc_pb2.MemberAddRequest(
+        peerURLs=check_peer_urls(peer_urls), isLearner=check_bool(learner, "learner")
+    )
+    message = yield from call(MEMBER_ADD, request, idempotent=False)
+    return MemberAddResponse(
+        _convert.header(message.header), member(message.member), members(message.members)
+    )
+
+
+def member_remove(member_id: int, *, timeout: float | None = None) -> Flow[MemberRemoveResponse]:
+    """Remove a member.
+
+    Raises:
+        MemberNotFoundError: no member has this id.
+        MemberNotEnoughStartedError: removing it would leave too few started members.
+    """
+    request = rpc_pb2.MemberRemoveRequest(ID=check_member_id(member_id))
+    message = yield from call(MEMBER_REMOVE, request, idempotent=False)
+    return MemberRemoveResponse(_convert.header(message.header), members(message.members))
+
+
+def member_update(
+    member_id: int, peer_urls: Sequence[str] | str, *, timeout: float | None = None
+) -> Flow[MemberUpdateResponse]:
+    """Change a member's peer URLs.
+
+    Raises:
+        MemberNotFoundError: no member has this id.
+        PeerURLExistError: another member already has one of these peer URLs.
+    """
+    request = rpc_pb2.MemberUpdateRequest(
+        ID=check_member_id(member_id), peerURLs=check_peer_urls(peer_urls)
+    )
+    message = yield from call(MEMBER_UPDATE, request, idempotent=False)
+    return MemberUpdateResponse(_convert.header(message.header), members(message.members))
+
+
+def member_promote(member_id: int, *, timeout: float | None = None) -> Flow[MemberPromoteResponse]:
+    """Promote a learner to a voting member.
+
+    Raises:
+        MemberNotLearnerError: the member is not a learner.
+        LearnerNotReadyError: the learner has not caught up with the leader yet; try
+            again later.
+    """
+    request = rpc_pb2.MemberPromoteRequest(ID=check_member_id(member_id))
+    message = yield from call(MEMBER_PROMOTE, request, idempotent=False)
+    return MemberPromoteResponse(_convert.header(message.header), members(message.members))
 
 
 class ClusterMixin:
@@ -36,90 +126,8 @@ class ClusterMixin:
 
     _conn: Connection
 
-    def member_list(
-        self, *, serializable: bool = False, timeout: float | None = None
-    ) -> MemberListResponse:
-        """List the cluster's members.
-
-        Args:
-            serializable: answer from the member's local view, which may lag behind a
-                change just made elsewhere; by default the list is linearizable, as
-                clientv3 3.5 asks. etcd 3.4 does not know the request's `linearizable`
-                field and always answers from the local view.
-            timeout: seconds (None: the client's default).
-        """
-        request = rpc_pb2.MemberListRequest(
-            linearizable=not check_bool(serializable, "serializable")
-        )
-        message = self._conn.call(MEMBER_LIST, request, check_timeout(timeout), idempotent=True)
-        return MemberListResponse(_convert.header(message.header), members(message.members))
-
-    def member_add(
-        self,
-        peer_urls: Sequence[str] | str,
-        *,
-        learner: bool = False,
-        timeout: float | None = None,
-    ) -> MemberAddResponse:
-        """Add a member (start its etcd with `--initial-cluster-state=existing` afterwards).
-
-        Args:
-            peer_urls: the new member's peer URLs, `http(s)://host:port`.
-            learner: add it as a learner: it receives the log but does not vote until
-                member_promote().
-            timeout: seconds (None: the client's default).
-
-        Raises:
-            PeerURLExistError: a member already has one of these peer URLs.
-            MemberNotEnoughStartedError: too few members are started to add one safely.
-            TooManyLearnersError: the cluster already has its maximum of learners.
-        """
-        request = rpc_pb2.MemberAddRequest(
-            peerURLs=check_peer_urls(peer_urls), isLearner=check_bool(learner, "learner")
-        )
-        message = self._conn.call(MEMBER_ADD, request, check_timeout(timeout), idempotent=False)
-        return MemberAddResponse(
-            _convert.header(message.header), member(message.member), members(message.members)
-        )
-
-    def member_remove(
-        self, member_id: int, *, timeout: float | None = None
-    ) -> MemberRemoveResponse:
-        """Remove a member.
-
-        Raises:
-            MemberNotFoundError: no member has this id.
-            MemberNotEnoughStartedError: removing it would leave too few started members.
-        """
-        request = rpc_pb2.MemberRemoveRequest(ID=check_member_id(member_id))
-        message = self._conn.call(MEMBER_REMOVE, request, check_timeout(timeout), idempotent=False)
-        return MemberRemoveResponse(_convert.header(message.header), members(message.members))
-
-    def member_update(
-        self, member_id: int, peer_urls: Sequence[str] | str, *, timeout: float | None = None
-    ) -> MemberUpdateResponse:
-        """Change a member's peer URLs.
-
-        Raises:
-            MemberNotFoundError: no member has this id.
-            PeerURLExistError: another member already has one of these peer URLs.
-        """
-        request = rpc_pb2.MemberUpdateRequest(
-            ID=check_member_id(member_id), peerURLs=check_peer_urls(peer_urls)
-        )
-        message = self._conn.call(MEMBER_UPDATE, request, check_timeout(timeout), idempotent=False)
-        return MemberUpdateResponse(_convert.header(message.header), members(message.members))
-
-    def member_promote(
-        self, member_id: int, *, timeout: float | None = None
-    ) -> MemberPromoteResponse:
-        """Promote a learner to a voting member.
-
-        Raises:
-            MemberNotLearnerError: the member is not a learner.
-            LearnerNotReadyError: the learner has not caught up with the leader yet; try
-                again later.
-        """
-        request = rpc_pb2.MemberPromoteRequest(ID=check_member_id(member_id))
-        message = self._conn.call(MEMBER_PROMOTE, request, check_timeout(timeout), idempotent=False)
-        return MemberPromoteResponse(_convert.header(message.header), members(message.members))
+    member_list = sync_call(member_list)
+    member_add = sync_call(member_add)
+    member_remove = sync_call(member_remove)
+    member_update = sync_call(member_update)
+    member_promote = sync_call(member_promote)

@@ -10,7 +10,7 @@ from etcd_layers.base._endpoint import Endpoint
 from etcd_layers.base._methods import AUTHENTICATE
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.errors import AuthNotEnabledError, from_rpc_error
+from etcd_layers.errors import AuthNotEnabledError, EtcdError, from_rpc_error
 
 
 class Login:
@@ -53,21 +53,42 @@ class Login:
         if self._username is None:
             return
         with self._lock:
-            if seen_generation is not None and seen_generation != self.generation:
+            if self.outdated(seen_generation):
                 return
-            request = rpc_pb2.AuthenticateRequest(
-                name=self._username, password=self._password or ""
-            )
             try:
                 response = endpoint.callable(AUTHENTICATE)(
-                    request.SerializeToString(), timeout=deadline.remaining()
+                    self.request(), timeout=deadline.remaining()
                 )
             except grpc.RpcError as err:
-                error = from_rpc_error(err)
-                if not isinstance(error, AuthNotEnabledError):
-                    raise error from err
-                token: str | None = None  # credentials are accepted by a cluster without auth
+                self.refused(from_rpc_error(err), err)
             else:
-                token = response.token
-            self.metadata = self._metadata(token)
-            self.generation += 1
+                self.accept(response.token)
+
+    # The steps of a login, shared with the asyncio shell (base._aio_connection), which holds
+    # its own asyncio.Lock around them.
+
+    def outdated(self, seen_generation: int | None) -> bool:
+        """Whether someone logged in since the token of `seen_generation` was refused."""
+        return seen_generation is not None and seen_generation != self.generation
+
+    def request(self) -> bytes:
+        """Return the serialized AuthenticateRequest."""
+        request = rpc_pb2.AuthenticateRequest(
+            name=self._username or "", password=self._password or ""
+        )
+        return request.SerializeToString()
+
+    def refused(self, error: EtcdError, cause: BaseException) -> None:
+        """Take a failed login: a cluster without auth accepts any credentials (no token).
+
+        Raises:
+            EtcdError: `error`, any other refusal.
+        """
+        if not isinstance(error, AuthNotEnabledError):
+            raise error from cause
+        self.accept(None)
+
+    def accept(self, token: str | None) -> None:
+        """Attach `token` to every later call."""
+        self.metadata = self._metadata(token)
+        self.generation += 1

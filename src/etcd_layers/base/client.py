@@ -3,58 +3,37 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, overload
+from typing import overload
 
 from etcd_layers import config
 from etcd_layers._compat import Self, Unpack
-from etcd_layers.base import _convert, _methods
+from etcd_layers.base import _compact, _convert, _methods
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection
-from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
+from etcd_layers.base._flow import sync_call
 from etcd_layers.base._keepalive import KeepAliveMixin
 from etcd_layers.base._lease import LeaseMixin
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base._settings import (
+    DEFAULT_MAX_RECV,
+    DEFAULT_MAX_SEND,
+    parse_endpoints,
+    positive_number,
+    settings,
+)
 from etcd_layers.base._watcher import WatchMixin
-from etcd_layers.base.checks import check_bool, check_int, check_timeout
+from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
-    CompactResponse,
     DeleteResponse,
     GetResponse,
     PutResponse,
     Response,
     TxnResponse,
 )
-
-DEFAULT_MAX_SEND: Final = 2 * 1024 * 1024
-DEFAULT_MAX_RECV: Final = 2**31 - 1
-
-
-def _read_file(path: object, name: str) -> bytes | None:
-    if path is None:
-        return None
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"{name} must be a path (str or Path), not {type(path).__name__}")
-    data = Path(path).read_bytes()
-    if b"-----BEGIN " not in data:
-        # gRPC only reads PEM; given anything else it fails every handshake, which would
-        # surface as an UnavailableError after dial_timeout that names no file.
-        raise ValueError(f"{name} {str(path)!r} is not a PEM file")
-    return data
-
-
-def _positive_number(value: object, name: str, *, optional: bool) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
 
 
 class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
@@ -111,66 +90,41 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         keepalive_time: float | None = None,
         keepalive_timeout: float | None = None,
     ) -> None:
-        addresses, secure = self._parse_endpoints(endpoints)
-        dial = _positive_number(dial_timeout, "dial_timeout", optional=False)
-        assert dial is not None  # not optional
-        default_timeout = _positive_number(timeout, "timeout", optional=True)
-        for name, value in (("username", username), ("password", password)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"{name} must be str, not {type(value).__name__}")
-        if (username is None) != (password is None):
-            raise ValueError("username and password must be given together")
-        if server_name is not None and not isinstance(server_name, str):
-            raise TypeError(f"server_name must be str, not {type(server_name).__name__}")
-        send = check_int(max_call_send_msg_size, "max_call_send_msg_size")
-        recv = check_int(max_call_recv_msg_size, "max_call_recv_msg_size")
-        check_bool(require_leader, "require_leader")
-        sync_interval = _positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
-        ping = _positive_number(keepalive_time, "keepalive_time", optional=True)
-        ping_timeout = _positive_number(keepalive_timeout, "keepalive_timeout", optional=True)
-        if (cert is None) != (key is None):
-            # gRPC's C core aborts the whole process when given a key without its certificate.
-            raise ValueError("cert and key must be given together (TLS client authentication)")
-        tls: TLSConfig | None = None
-        if secure or any(v is not None for v in (ca_cert, cert, key)):
-            tls = TLSConfig(
-                ca_cert=_read_file(ca_cert, "ca_cert"),
-                cert=_read_file(cert, "cert"),
-                key=_read_file(key, "key"),
-                server_name=server_name,
-            )
-        options: list[tuple[str, object]] = [
-            ("grpc.max_send_message_length", send),
-            ("grpc.max_receive_message_length", recv if recv <= 2**31 - 1 else -1),
-            ("grpc.enable_retries", 0),  # the retry rule is ours: see _connection
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-        ]
-        if ping is not None:
-            options.append(("grpc.keepalive_time_ms", int(ping * 1000)))
-            options.append(("grpc.keepalive_permit_without_calls", 1))
-            options.append(("grpc.http2.max_pings_without_data", 0))
-        if ping_timeout is not None:
-            options.append(("grpc.keepalive_timeout_ms", int(ping_timeout * 1000)))
+        checked = settings(
+            endpoints,
+            dial_timeout,
+            timeout,
+            username,
+            password,
+            ca_cert,
+            cert,
+            key,
+            server_name,
+            max_call_send_msg_size,
+            max_call_recv_msg_size,
+            require_leader,
+            auto_sync_interval,
+            keepalive_time,
+            keepalive_timeout,
+        )
         self._conn = Connection(
-            addresses,
-            tls=tls,
-            options=options,
-            username=username,
-            password=password,
-            require_leader=require_leader,
-            default_timeout=default_timeout,
-            dial_timeout=dial,
-            max_send_size=send,
+            checked.addresses,
+            tls=checked.tls,
+            options=checked.options,
+            username=checked.username,
+            password=checked.password,
+            require_leader=checked.require_leader,
+            default_timeout=checked.default_timeout,
+            dial_timeout=checked.dial_timeout,
+            max_send_size=checked.max_send_size,
         )
         try:
-            self._conn.wait_connected(dial)
-            self._conn.authenticate(self._conn.deadline(dial))
+            self._conn.wait_connected(checked.dial_timeout)
+            self._conn.authenticate(self._conn.deadline(checked.dial_timeout))
         except BaseException:
             self._conn.close()
             raise
-        self._start(self._conn, sync_interval)
+        self._start(self._conn, checked.auto_sync_interval)
 
     @classmethod
     def from_connection(
@@ -181,7 +135,7 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         The seam for tests (a recording fake of the connection) and for other shells. The
         client owns the connection from then on: `close()` closes it.
         """
-        sync_interval = _positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
+        sync_interval = positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
         client = cls.__new__(cls)
         client._start(connection, sync_interval)
         return client
@@ -230,19 +184,6 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         found = config.options_from_config(path)
         return cls(**config.with_overrides(found, overrides, source=str(path)))
 
-    @staticmethod
-    def _parse_endpoints(endpoints: object) -> tuple[list[str], bool]:
-        if isinstance(endpoints, str):
-            # One string may list several endpoints separated by commas, as etcdctl's
-            # --endpoints and $ETCDCTL_ENDPOINTS do.
-            endpoints = [part for part in endpoints.split(",") if part.strip()]
-        if isinstance(endpoints, bytes) or not isinstance(endpoints, Iterable):
-            raise TypeError(f"endpoints must be a list of str, not {type(endpoints).__name__}")
-        parsed = [parse_endpoint(endpoint) for endpoint in endpoints]
-        if not parsed:
-            raise ValueError("endpoints must not be empty")
-        return [address for address, _ in parsed], any(secure for _, secure in parsed)
-
     # --- lifecycle -----------------------------------------------------------------------
 
     @property
@@ -261,7 +202,7 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         Raises:
             ValueError: no endpoint, or one that is not `host:port`.
         """
-        addresses, _ = self._parse_endpoints(list(endpoints))
+        addresses, _ = parse_endpoints(list(endpoints))
         self._conn.check_open()
         self._conn.set_endpoints(addresses)
 
@@ -354,14 +295,4 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         )
         return _convert.txn_response(message)
 
-    def compact(
-        self, revision: int, *, physical: bool = False, timeout: float | None = None
-    ) -> CompactResponse:
-        """Discard history before `revision` (see KV.compact)."""
-        request = rpc_pb2.CompactionRequest(
-            revision=check_int(revision, "revision"), physical=check_bool(physical, "physical")
-        )
-        message = self._conn.call(
-            _methods.COMPACT, request, check_timeout(timeout), idempotent=False
-        )
-        return _convert.compact_response(message)
+    compact = sync_call(_compact.compact)

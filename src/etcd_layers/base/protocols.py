@@ -339,3 +339,31 @@ def speaks_kv_watcher_lease(obj: object) -> bool:
     What a layer that uses, but never closes, the object below it checks before any I/O.
     """
     return isinstance(obj, KV) and isinstance(obj, Watcher) and isinstance(obj, Lease)
+
+
+# The asyncio twins live beside these, in base.async_protocols (this module is at its size
+# limit); imported here so that `protocols.AsyncKV` names them too.
+from etcd_layers.base.async_protocols import (  # noqa: E402
+    AsyncKeepAlive,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatch,
+    AsyncWatcher,
+    AsyncWatchStart,
+)
+
+__all__ = [
+    "KV",
+    "AsyncKV",
+    "AsyncKeepAlive",
+    "AsyncLease",
+    "AsyncWatch",
+    "AsyncWatchStart",
+    "AsyncWatcher",
+    "KVWatcherLease",
+    "KeepAlive",
+    "Lease",
+    "Watch",
+    "Watcher",
+    "speaks_kv_watcher_lease",
+]
