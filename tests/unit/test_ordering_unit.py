@@ -477,13 +477,13 @@ def test_wrap_is_typed_and_seen_as_what_it_wraps() -> None:
 def test_wrap_refuses_what_is_not_a_kv(kv: object) -> None:
     """Only an object with the KV Protocol's methods can be wrapped."""
     with pytest.raises(TypeError, match="KV Protocol"):
-        ordering.wrap(kv)  # type: ignore[type-var]  # the point of the test
+        ordering.wrap(kv)  # type: ignore[call-overload]  # the point of the test
 
 
 def test_wrap_refuses_a_policy_that_is_not_callable() -> None:
     """on_violation must be None or callable."""
     with pytest.raises(TypeError, match="on_violation"):
-        ordering.wrap(kv_of(FakeKV()), on_violation="switch")  # type: ignore[arg-type]  # ditto
+        ordering.wrap(kv_of(FakeKV()), on_violation="switch")  # type: ignore[call-overload]  # ditto
 
 
 def test_ordering_forwards_what_it_does_not_check() -> None:
