@@ -12,6 +12,9 @@ from async_kinds import KINDS, close_loops, layer_of_kind
 from etcd_layers import Compare, Op, errors, namespace
 from etcd_layers.base import (
     KV,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatcher,
     DeleteOp,
     DeleteResponse,
     Event,
@@ -32,6 +35,10 @@ from etcd_layers.base import (
 )
 from etcd_layers.base.keys import to_bytes
 from etcd_layers.namespace import (
+    AsyncNamespaceClient,
+    AsyncNamespaceKV,
+    AsyncNamespaceLease,
+    AsyncNamespaceWatcher,
     KVWatcherLease,
     NamespaceClient,
     NamespaceKV,
@@ -220,6 +227,10 @@ def protocol_methods(proto: type) -> set[str]:
         (NamespaceWatcher, (Watcher,)),
         (NamespaceLease, (Lease,)),
         (NamespaceClient, (KV, Watcher, Lease)),
+        (AsyncNamespaceKV, (AsyncKV,)),
+        (AsyncNamespaceWatcher, (AsyncWatcher,)),
+        (AsyncNamespaceLease, (AsyncLease,)),
+        (AsyncNamespaceClient, (AsyncKV, AsyncWatcher, AsyncLease)),
     ],
 )
 def test_namespace_overrides_every_key_bearing_method(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from etcd_layers import Compare, Op, errors, namespace, ordering
 from etcd_layers.base import (
     KV,
+    AsyncKV,
     CompactResponse,
     DeleteOp,
     DeleteResponse,
@@ -542,17 +543,16 @@ def test_ordering_with_returns_the_proxy_and_closes_the_inner_kv(check: Check) -
 CHECKED = {"get", "put", "delete", "txn", "do"}
 
 
-def test_ordering_overrides_exactly_the_checked_methods() -> None:
+@pytest.mark.parametrize(("proxy", "proto"), [(OrderingKV, KV), (AsyncOrderingKV, AsyncKV)])
+def test_ordering_overrides_exactly_the_checked_methods(proxy: type, proto: type) -> None:
     """Every KV method that returns a store revision is checked; compact is forwarded on purpose."""
-    kv_methods = {n for n, v in vars(KV).items() if callable(v) and not n.startswith("_")}
+    kv_methods = {n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")}
     proxy_public = {
-        n
-        for n, v in vars(OrderingKV).items()
-        if not n.startswith("_") and not isinstance(v, Forwarded)
+        n for n, v in vars(proxy).items() if not n.startswith("_") and not isinstance(v, Forwarded)
     }
     assert proxy_public == CHECKED
     assert kv_methods - proxy_public == {"compact"}
-    assert isinstance(vars(OrderingKV)["compact"], Forwarded)  # seen by Protocol checks on 3.12+
+    assert isinstance(vars(proxy)["compact"], Forwarded)  # seen by Protocol checks on 3.12+
 
 
 def test_ordering_keeps_its_state_on_the_proxy() -> None:
