@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 import pytest_asyncio
+from layer_kinds import ASYNC_CLIENT, HAS_WATCH
 from test_ordering import StaleReadError, Violation, split
 
 from etcd_layers import AsyncClient, Client, Compare, Op, errors, namespace, ordering
@@ -35,20 +36,6 @@ from etcd_layers.testing import EtcdCluster, EtcdServer, Member
 pytestmark = pytest.mark.asyncio
 
 TIMEOUT = 10.0
-HAS_WATCH = hasattr(AsyncClient, "watch")
-
-
-class AsyncClientUntilWatch(AsyncClient):
-    """An AsyncClient for `namespace.wrap` while AsyncClient.watch is not built (issue 14).
-
-    `namespace.wrap` needs a `watch`; this one skips the test that calls it.
-    """
-
-    def watch(self, key: bytes, **options: object) -> Any:
-        pytest.skip("AsyncClient.watch comes in another phase of issue 14")
-
-
-ASYNC_CLIENT: type[AsyncClient] = AsyncClient if HAS_WATCH else AsyncClientUntilWatch
 
 
 @pytest_asyncio.fixture
