@@ -65,6 +65,11 @@ hand out keys of every namespace; the other administration calls pass through.
 
 Unlike clientv3, a prefix ending in 0xff bytes never lets a range carry past the namespace:
 the keys under b"a\xff" end at b"b", where clientv3 would admit key b"b" itself.
+
+An AsyncClient, or any async layer (whose Protocol methods are coroutine functions), gets an
+async namespace with the same translation: `namespace.wrap(acli, "/tenant-a/")` is an
+`AsyncNamespaceClient`, whose calls are awaited (`await tenant.get("config")`) and whose
+watches give translated responses in `async for` and `await watch.next()`.
 """
 
 from __future__ import annotations

@@ -38,6 +38,11 @@ which checks only Get and Txn, the wrapper also learns from put and delete respo
 stale read after one's own write is caught too. Watch responses are not checked: they are
 forwarded with `compact`, the lease calls, `close`, `endpoints` and everything else.
 
+Over an AsyncClient, or any async layer, `ordering.wrap` returns an `AsyncOrderingKV`: the
+same checks around awaited calls, with `on_violation` a plain or an async callable (what it
+returns is awaited), and `switch_endpoints(acli)` as its default policy. Each task has its
+own violation count.
+
 Layers stack; put ordering outermost, so that it sees what the layers below return. Leaving
 a `with` block closes the client underneath:
 
