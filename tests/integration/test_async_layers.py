@@ -2,7 +2,8 @@
 
 The namespace answers are differential: one script of KV and txn calls runs through
 `namespace.wrap(cli, p1)` and through `namespace.wrap(acli, p2)`, and every answer must be
-the same but for revisions. The ordering tests cut members off a cluster (see test_ordering).
+the same but for revisions. The split-cluster tests of test_ordering run over both kinds
+of client; the one here gives the async layer an async policy.
 """
 
 from __future__ import annotations
@@ -211,14 +212,6 @@ def async_client_on(cluster: EtcdCluster, members: list[Member]) -> AsyncClient:
     return AsyncClient(endpoints, timeout=TIMEOUT, **cluster.client_options())
 
 
-def pin(cli: AsyncClient, member: Member) -> None:
-    """Make `member` the endpoint every unary request of `cli` starts at."""
-    for _ in cli.endpoints:
-        if cli.switch_endpoint() == member.endpoint:
-            return
-    raise AssertionError(f"{member.endpoint} is not one of {cli.endpoints}")
-
-
 async def test_async_ordering_detects_a_stale_read_with_an_async_policy(
     etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
 ) -> None:
@@ -241,22 +234,3 @@ async def test_async_ordering_detects_a_stale_read_with_an_async_policy(
     assert violation.prev_revision == seen
     assert isinstance(violation.response, GetResponse)
     assert violation.response.kvs[0].value == b"before"  # what the stale member holds
-
-
-async def test_async_ordering_default_policy_switches_under_a_namespace(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
-) -> None:
-    """The default policy moves the AsyncClient under a namespace to an up-to-date member."""
-    with split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut:
-        async with async_client_on(etcd_cluster, cut.fresh) as cli:
-            kv = ordering.wrap(namespace.wrap_kv(cast(AsyncKV, cli), etcd_key_prefix))
-            seen = (await kv.get(b"k")).header.revision
-            order = [cut.stale[0], *cut.fresh]
-            await cli.set_endpoints(*(m.endpoint for m in order))
-            pin(cli, cut.stale[0])
-            stale = await cli.get(cut.key, serializable=True)
-            assert stale.kvs[0].value == b"before"  # the pin holds
-            response = await kv.get(b"k", serializable=True)
-            assert (response.kvs[0].key, response.kvs[0].value) == (b"k", b"after")
-            assert response.header.revision >= seen
-            assert cli.endpoints == [m.endpoint for m in order]
