@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from etcd_layers import Client, Op, leasing, namespace, ordering
-from etcd_layers.base import KV, GetResponse, Lease, Watch, Watcher
+from etcd_layers import AsyncClient, Client, Op, leasing, namespace, ordering
+from etcd_layers.base import KV, AsyncKV, GetResponse, Lease, Watch, Watcher
 from etcd_layers.concurrency import Mutex, Session
 from etcd_layers.testing import EtcdServer
 
@@ -118,3 +118,24 @@ def test_stack_watch_handle_is_a_watch(cli: Client, etcd_key_prefix: bytes) -> N
     """A watch through a namespace is a `Watch` to isinstance, as the client's own is."""
     with namespace.wrap(cli, etcd_key_prefix).watch("k") as watch:
         assert isinstance(watch, Watch)
+
+
+AsyncBuild = Callable[[AsyncClient, bytes], object]
+
+ASYNC_STACKS: dict[str, tuple[AsyncBuild, set[type]]] = {
+    "namespace.wrap_kv": (namespace.wrap_kv, {AsyncKV}),
+    "ordering": (lambda c, p: ordering.wrap(c), {AsyncKV}),
+    "ordering(wrap_kv)": (lambda c, p: ordering.wrap(namespace.wrap_kv(c, p)), {AsyncKV}),
+    "namespace(ordering)": (lambda c, p: namespace.wrap_kv(ordering.wrap(c), p), {AsyncKV}),
+}
+
+
+@pytest.mark.parametrize("name", list(ASYNC_STACKS))
+def test_async_stack_answers_protocol_checks_as_the_contract_says(
+    etcd_server: EtcdServer, etcd_key_prefix: bytes, name: str
+) -> None:
+    """Over an AsyncClient each stack is of the async kind, on every Python version."""
+    build, speaks = ASYNC_STACKS[name]
+    layer = build(AsyncClient(etcd_server.endpoints), etcd_key_prefix)  # no I/O: not connected
+    kinds: tuple[type, ...] = (KV, Watcher, Lease, AsyncKV)
+    assert {proto for proto in kinds if isinstance(layer, proto)} == speaks

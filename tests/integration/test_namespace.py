@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import doctest
+import functools
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import CLIENT_KINDS
+from layer_kinds import async_layer_of
 
 from etcd_layers import (
     Client,
@@ -45,9 +48,17 @@ def prefix(base: bytes) -> bytes:
     return base + b"ns/"
 
 
-@pytest.fixture
-def ns(etcd_client: Client, prefix: bytes) -> KVWatcherLease:
-    return namespace.wrap(etcd_client, prefix)
+@pytest.fixture(params=CLIENT_KINDS)
+def ns(
+    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_client: Client, prefix: bytes
+) -> Iterator[KVWatcherLease]:
+    """The namespace over the Client, and over an AsyncClient (behind a blocking facade)."""
+    if request.param == "Client":
+        yield namespace.wrap(etcd_client, prefix)
+        return
+    make = functools.partial(namespace.wrap, prefix=prefix)
+    with async_layer_of(make, etcd_server, timeout=TIMEOUT) as layer:
+        yield layer
 
 
 def seed_siblings(cli: Client, prefix: bytes) -> dict[bytes, int]:

@@ -6,11 +6,14 @@ import contextlib
 import doctest
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import pytest
+from conftest import CLIENT_KINDS, AsyncClientFacade
+from layer_kinds import ASYNC_CLIENT, BlockingLayer
 
 from etcd_layers import Client, Compare, Op, errors, namespace, ordering
 from etcd_layers.base import GetResponse, Response
@@ -19,12 +22,37 @@ from etcd_layers.testing.plugin import EtcdClusterFactory
 
 CALL_TIMEOUT = 10.0  # every call has a deadline, so a fault fails a test instead of hanging it
 WAIT = 30.0  # elections and catching up after heal() on a busy two-core machine
+T = TypeVar("T")
 TRANSIENT = (errors.UnavailableError, errors.DeadlineExceededError, errors.RequestTimeoutError)
 
 
-def connect(cluster: EtcdCluster, members: Sequence[Member]) -> Client:
-    """A client on `members`, in that order, with a deadline on every call."""
-    return Client([m.endpoint for m in members], timeout=CALL_TIMEOUT, **cluster.client_options())
+def connect(cluster: EtcdCluster, members: Sequence[Member], kind: str = "Client") -> Client:
+    """A client on `members`, in that order, with a deadline on every call.
+
+    Of `kind`: a Client, or an AsyncClient behind its sync facade (see conftest.py).
+    """
+    endpoints = [m.endpoint for m in members]
+    if kind == "Client":
+        return Client(endpoints, timeout=CALL_TIMEOUT, **cluster.client_options())
+    options = cluster.client_options()
+    return cast(
+        Client,
+        AsyncClientFacade(lambda: ASYNC_CLIENT(endpoints, timeout=CALL_TIMEOUT, **options)),
+    )
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """The kind of client (and so of ordering layer) a test runs with."""
+    return cast(str, request.param)
+
+
+def checked_by(cli: Client, build: Callable[[Any], T]) -> T:
+    """`build(cli)`; over an AsyncClient's facade, the async layer behind a blocking facade."""
+    facade: object = cli
+    if isinstance(facade, AsyncClientFacade):
+        return cast(T, BlockingLayer(build(facade.client), facade.run))
+    return build(cli)
 
 
 def pin(cli: Client, member: Member) -> None:
@@ -211,15 +239,15 @@ class TestFiveMembers:
 
 
 def test_ordering_detects_a_stale_serializable_get(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """A serializable get from a cut-off member, after a fresh one answered, is a violation."""
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
         violations: list[Violation] = []
-        kv = ordering.wrap(cli, on_violation=recording(violations))
+        kv = checked_by(cli, lambda c: ordering.wrap(c, on_violation=recording(violations)))
         seen = kv.get(cut.key).header.revision
         assert seen >= cut.revision
         cli.set_endpoints(cut.stale[0].endpoint)
@@ -234,15 +262,20 @@ def test_ordering_detects_a_stale_serializable_get(
 
 
 def test_ordering_detects_a_stale_read_only_txn(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """A serializable read-only txn answered by a cut-off member is a violation, and retried."""
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
         violations: list[Violation] = []
-        kv = ordering.wrap(cli, on_violation=recording(violations, ordering.switch_endpoints(cli)))
+        kv = checked_by(
+            cli,
+            lambda c: ordering.wrap(
+                c, on_violation=recording(violations, ordering.switch_endpoints(c))
+            ),
+        )
         seen = kv.get(cut.key).header.revision
         cli.set_endpoints(cut.stale[0].endpoint, *(m.endpoint for m in cut.fresh))
         pin(cli, cut.stale[0])
@@ -261,14 +294,14 @@ def test_ordering_detects_a_stale_read_only_txn(
 
 
 def test_ordering_default_policy_switches_to_an_up_to_date_member(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """With the default policy, a read that reaches a stale member is answered by a fresh one."""
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
-        kv = ordering.wrap(cli)
+        kv = checked_by(cli, ordering.wrap)
         seen = kv.get(cut.key).header.revision
         order = [cut.stale[0], *cut.fresh]
         cli.set_endpoints(*(m.endpoint for m in order))
@@ -281,15 +314,14 @@ def test_ordering_default_policy_switches_to_an_up_to_date_member(
 
 
 def test_ordering_default_policy_moves_the_client_under_a_namespace(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """Over a namespace wrapper, the default policy still moves the client underneath it."""
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
-        tenant = namespace.wrap(cli, etcd_key_prefix)
-        kv = ordering.wrap(tenant)
+        kv = checked_by(cli, lambda c: ordering.wrap(namespace.wrap(c, etcd_key_prefix)))
         seen = kv.get(b"k").header.revision
         order = [cut.stale[0], *cut.fresh]
         cli.set_endpoints(*(m.endpoint for m in order))
@@ -302,15 +334,17 @@ def test_ordering_default_policy_moves_the_client_under_a_namespace(
 
 
 def test_ordering_gives_up_when_only_the_stale_member_is_reachable(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """With one stale endpoint, the default policy raises NoGreaterRevisionError after five."""
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
         violations: list[Violation] = []
-        kv = ordering.wrap(cli, recording(violations, ordering.switch_endpoints(cli)))
+        kv = checked_by(
+            cli, lambda c: ordering.wrap(c, recording(violations, ordering.switch_endpoints(c)))
+        )
         seen = kv.get(cut.key).header.revision
         cli.set_endpoints(cut.stale[0].endpoint)
         with pytest.raises(errors.NoGreaterRevisionError) as raised:
@@ -322,12 +356,12 @@ def test_ordering_gives_up_when_only_the_stale_member_is_reachable(
 
 
 def test_ordering_reads_from_the_member_again_after_heal(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """Once the partition heals and the member catches up, its answers pass the check."""
-    with connect(etcd_cluster, etcd_cluster.members) as cli:
+    with connect(etcd_cluster, etcd_cluster.members, kind) as cli:
         violations: list[Violation] = []
-        kv = ordering.wrap(cli, on_violation=recording(violations))
+        kv = checked_by(cli, lambda c: ordering.wrap(c, on_violation=recording(violations)))
         with split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut:
             cli.set_endpoints(*(m.endpoint for m in cut.fresh))
             seen = kv.get(cut.key).header.revision
@@ -340,17 +374,19 @@ def test_ordering_reads_from_the_member_again_after_heal(
 
 
 def test_ordering_readers_never_go_back_while_a_member_lags(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, kind: str
 ) -> None:
     """Threads sharing one wrapper, starting on a stale member, each see revisions only rise."""
     threads, reads, writes = 4, 15, 15
     with (
         split(etcd_cluster, 1, etcd_key_prefix + b"k") as cut,
         connect(etcd_cluster, cut.fresh) as writer,
-        connect(etcd_cluster, cut.fresh) as cli,
+        connect(etcd_cluster, cut.fresh, kind) as cli,
     ):
         violations: list[Violation] = []
-        kv = ordering.wrap(cli, recording(violations, ordering.switch_endpoints(cli)))
+        kv = checked_by(
+            cli, lambda c: ordering.wrap(c, recording(violations, ordering.switch_endpoints(c)))
+        )
         kv.get(cut.key)
         cli.set_endpoints(*(m.endpoint for m in [cut.stale[0], *cut.fresh]))
         pin(cli, cut.stale[0])
@@ -388,14 +424,14 @@ def test_ordering_readers_never_go_back_while_a_member_lags(
 
 
 def test_ordering_stale_write_raises_and_is_not_sent_again(
-    etcd_cluster_factory: EtcdClusterFactory, etcd_key_prefix: bytes, tmp_path: Path
+    etcd_cluster_factory: EtcdClusterFactory, etcd_key_prefix: bytes, tmp_path: Path, kind: str
 ) -> None:
     """A put answered below the floor raises OrderViolationError; the put was applied once."""
     cluster = etcd_cluster_factory(1)
     [member] = cluster.members
     key = etcd_key_prefix + b"new"
-    with connect(cluster, [member]) as cli:
-        kv = ordering.wrap(cli)
+    with connect(cluster, [member], kind) as cli:
+        kv = checked_by(cli, ordering.wrap)
         kv.put(etcd_key_prefix + b"old", b"1")
         member.stop()
         backup = tmp_path / "backup"

@@ -181,3 +181,28 @@ async def async_usage() -> None:
     await cli.close()
     cli = await AsyncClient.from_config("client.yaml", dial_timeout=2.0).connect()
     await cli.close()
+
+
+async def async_layer_usage() -> None:
+    from typing import cast
+
+    from etcd_layers import AsyncClient
+    from etcd_layers.base import AsyncKV, AsyncLease
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"]) as acli:
+        tenant: AsyncKV = namespace.wrap_kv(acli, "/tenant-a/")
+        got: GetResponse = await tenant.get("k", prefix=True)
+        await tenant.txn([Compare.value("k") == b"v"], [Op.put("k", "w")])
+        lease_view: AsyncLease = namespace.wrap_lease(cast(AsyncLease, acli), "/tenant-a/")
+        await lease_view.time_to_live(1, keys=True)
+
+        async def refuse(op: Op, response: Response, prev_revision: int) -> None:
+            raise errors.OrderViolationError("stale", response, prev_revision)
+
+        checked: AsyncClient = ordering.wrap(acli, on_violation=refuse)  # typed as what it wraps
+        await checked.get("k", serializable=True)
+        stack: AsyncKV = ordering.wrap(namespace.wrap_kv(acli, "/t/"))
+        typed: GetResponse = await stack.do(Op.get("k"))
+        assert got.count + typed.count >= 0
+        policy = ordering.switch_endpoints(acli)
+        assert callable(policy)

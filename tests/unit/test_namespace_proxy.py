@@ -7,10 +7,14 @@ from types import TracebackType
 from typing import Any, cast
 
 import pytest
+from async_kinds import KINDS, close_loops, layer_of_kind
 
 from etcd_layers import Compare, Op, errors, namespace
 from etcd_layers.base import (
     KV,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatcher,
     DeleteOp,
     DeleteResponse,
     Event,
@@ -31,6 +35,10 @@ from etcd_layers.base import (
 )
 from etcd_layers.base.keys import to_bytes
 from etcd_layers.namespace import (
+    AsyncNamespaceClient,
+    AsyncNamespaceKV,
+    AsyncNamespaceLease,
+    AsyncNamespaceWatcher,
     KVWatcherLease,
     NamespaceClient,
     NamespaceKV,
@@ -176,8 +184,22 @@ def fake() -> RecordingClient:
     return RecordingClient()
 
 
+# Most tests run against both kinds of layer: the sync proxies over the fake, and the async
+# ones over the fake's async twin (behind a blocking facade; see async_kinds).
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield request.param
+    close_loops()
+
+
 @pytest.fixture
-def ns(fake: RecordingClient) -> KVWatcherLease:
+def ns(fake: RecordingClient, kind: str) -> KVWatcherLease:
+    layer: KVWatcherLease = layer_of_kind(kind, namespace.wrap, speaking(fake), "t/")
+    return layer
+
+
+@pytest.fixture
+def sync_ns(fake: RecordingClient) -> KVWatcherLease:
     return namespace.wrap(speaking(fake), "t/")
 
 
@@ -205,6 +227,10 @@ def protocol_methods(proto: type) -> set[str]:
         (NamespaceWatcher, (Watcher,)),
         (NamespaceLease, (Lease,)),
         (NamespaceClient, (KV, Watcher, Lease)),
+        (AsyncNamespaceKV, (AsyncKV,)),
+        (AsyncNamespaceWatcher, (AsyncWatcher,)),
+        (AsyncNamespaceLease, (AsyncLease,)),
+        (AsyncNamespaceClient, (AsyncKV, AsyncWatcher, AsyncLease)),
     ],
 )
 def test_namespace_overrides_every_key_bearing_method(
@@ -230,10 +256,10 @@ NEVER = ["role_grant_permission", "role_revoke_permission", "role_get", "snapsho
     + [(namespace.wrap, name) for name in NEVER],
 )
 def test_namespace_refuses_key_bearing_methods_it_does_not_translate(
-    fake: RecordingClient, wrapper: Callable[[Any, str], object], name: str
+    fake: RecordingClient, kind: str, wrapper: Callable[[Any, str], object], name: str
 ) -> None:
     """A key-bearing call a wrapper cannot translate raises AttributeError, never forwarded."""
-    proxy = wrapper(fake, "t/")
+    proxy = layer_of_kind(kind, wrapper, fake, "t/")
     with pytest.raises(AttributeError, match=f"does not translate {name}"):
         getattr(proxy, name)
     assert not hasattr(proxy, name)
@@ -272,19 +298,19 @@ def test_namespace_forwards_keyless_calls_unchanged(
     "wrapper", [namespace.wrap_kv, namespace.wrap_watcher, namespace.wrap_lease, namespace.wrap]
 )
 def test_namespace_forwards_attributes_through_every_wrapper(
-    fake: RecordingClient, wrapper: Callable[[Any, str], object]
+    fake: RecordingClient, kind: str, wrapper: Callable[[Any, str], object]
 ) -> None:
     """Plain attributes (endpoints) and lease calls reach the client through any wrapper."""
-    proxy: Any = wrapper(fake, "t/")
+    proxy: Any = layer_of_kind(kind, wrapper, fake, "t/")
     assert proxy.endpoints == ["127.0.0.1:1"]
     assert proxy.grant(5) == "grant answer"
 
 
-def test_namespace_wrap_satisfies_all_three_protocols(ns: KVWatcherLease) -> None:
+def test_namespace_wrap_satisfies_all_three_protocols(sync_ns: KVWatcherLease) -> None:
     """wrap() gives a KV, a Watcher and a Lease to isinstance checks."""
-    assert isinstance(ns, KV)
-    assert isinstance(ns, Watcher)
-    assert isinstance(ns, Lease)
+    assert isinstance(sync_ns, KV)
+    assert isinstance(sync_ns, Watcher)
+    assert isinstance(sync_ns, Lease)
 
 
 @pytest.mark.parametrize(
@@ -546,11 +572,11 @@ def test_namespace_watch_next_strips_event_keys(fake: RecordingClient, ns: KVWat
 
 
 def test_namespace_watch_with_returns_the_proxy_and_cancels(
-    fake: RecordingClient, ns: KVWatcherLease
+    fake: RecordingClient, sync_ns: KVWatcherLease
 ) -> None:
-    """`with ns.watch(...)` hands out the translating watch and cancels the inner one."""
+    """`with sync_ns.watch(...)` hands out the translating watch and cancels the inner one."""
     fake.watch_responses = [watch_response(b"t/a")]
-    watch = ns.watch("a")
+    watch = sync_ns.watch("a")
     with watch as entered:
         assert entered is watch
         assert entered.next() == watch_response(b"a")
@@ -559,9 +585,11 @@ def test_namespace_watch_with_returns_the_proxy_and_cancels(
     assert inner.canceled
 
 
-def test_namespace_watch_cancel_is_forwarded(fake: RecordingClient, ns: KVWatcherLease) -> None:
+def test_namespace_watch_cancel_is_forwarded(
+    fake: RecordingClient, sync_ns: KVWatcherLease
+) -> None:
     """cancel() reaches the inner watch."""
-    watch = ns.watch("a")
+    watch = sync_ns.watch("a")
     watch.cancel()
     assert cast(Any, watch).__wrapped__.canceled
 
@@ -610,14 +638,20 @@ def test_namespace_wrap_refuses_an_object_that_cannot_be_namespaced(
         wrapper(object(), "t/")
 
 
-def test_namespace_wrap_accepts_str_and_bytes_prefixes_alike(fake: RecordingClient) -> None:
+def test_namespace_wrap_accepts_str_and_bytes_prefixes_alike(
+    fake: RecordingClient, kind: str
+) -> None:
     """A str prefix is its UTF-8 bytes, non-UTF-8 bytes prefixes work as given."""
-    namespace.wrap_kv(speaking(fake), "é/").get("k")
-    namespace.wrap_kv(speaking(fake), b"\xff\x00").get("k")
+    layer_of_kind(kind, namespace.wrap_kv, fake, "é/").get("k")
+    layer_of_kind(kind, namespace.wrap_kv, fake, b"\xff\x00").get("k")
     assert [call[1][0] for call in fake.calls] == [
         GetOp(key="é/k".encode()),
         GetOp(key=b"\xff\x00k"),
     ]
+
+
+def wrap_twice(client: KVWatcherLease) -> KVWatcherLease:
+    return namespace.wrap(namespace.wrap(client, "a/"), "b/")
 
 
 def run_everything(client: KVWatcherLease) -> list[object]:
@@ -634,7 +668,7 @@ def run_everything(client: KVWatcherLease) -> list[object]:
     ]
 
 
-def test_namespace_wrapping_twice_composes(fake: RecordingClient) -> None:
+def test_namespace_wrapping_twice_composes(fake: RecordingClient, kind: str) -> None:
     """wrap(wrap(c, "a/"), "b/") sends and returns exactly what wrap(c, "a/b/") does."""
     fake.watch_responses = [watch_response(b"a/b/x")]
     fake.ttl_answer = LeaseTimeToLiveResponse(HEADER, 7, 10, 60, [b"a/b/x", b"a/x", b"b/x"])
@@ -644,16 +678,16 @@ def test_namespace_wrapping_twice_composes(fake: RecordingClient) -> None:
         DeleteOp: DeleteResponse(HEADER, 1, [kv(b"a/b/a")]),
         TxnOp: TxnResponse(HEADER, True, [GetResponse(HEADER, [kv(b"a/b/k")], 1)]),
     }
-    direct = run_everything(namespace.wrap(speaking(fake), "a/b/"))
+    direct = run_everything(layer_of_kind(kind, namespace.wrap, fake, "a/b/"))
     direct_calls, fake.calls = fake.calls, []
-    stacked = run_everything(namespace.wrap(namespace.wrap(speaking(fake), "a/"), "b/"))
+    stacked = run_everything(layer_of_kind(kind, wrap_twice, fake))
     assert fake.calls == direct_calls
     assert stacked == direct
 
 
-def test_namespace_with_returns_the_proxy_and_closes(fake: RecordingClient) -> None:
+def test_namespace_with_returns_the_proxy_and_closes(fake: RecordingClient, kind: str) -> None:
     """`with wrap(...)` hands out the namespaced client (not the inner one) and closes it."""
-    proxy = namespace.wrap(speaking(fake), "t/")
+    proxy = layer_of_kind(kind, namespace.wrap, speaking(fake), "t/")
     with proxy as entered:
         assert entered is proxy
         entered.get("k")

@@ -6,16 +6,18 @@ import itertools
 import random
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from async_kinds import KINDS, close_loops, layer_of_kind
 from hypothesis import given
 from hypothesis import strategies as st
 
 from etcd_layers import Compare, Op, errors, namespace, ordering
 from etcd_layers.base import (
     KV,
+    AsyncKV,
     CompactResponse,
     DeleteOp,
     DeleteResponse,
@@ -32,7 +34,7 @@ from etcd_layers.base import (
     deadline as _deadline,
 )
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.ordering import OrderingKV, RevisionFloor
+from etcd_layers.ordering import AsyncOrderingKV, OrderingKV, RevisionFloor
 from etcd_layers.ordering._proxy import call_violations
 
 JOIN_TIMEOUT = 10.0
@@ -129,6 +131,34 @@ def checked(fake: FakeKV, recorder: Recorder | None = None) -> OrderingKV:
     return proxy
 
 
+# Most shell tests run against both kinds of layer: OrderingKV over the fake, and
+# AsyncOrderingKV over the fake's async twin (behind a blocking facade; see async_kinds).
+Wrap = Callable[..., Any]  # wrap(fake, on_violation=...) -> the layer, of the test's kind
+Check = Callable[..., Any]  # check(fake, recorder=None) -> the layer, with a Recorder policy
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield request.param
+    close_loops()
+
+
+@pytest.fixture
+def wrap(kind: str) -> Wrap:
+    def wrap_fake(fake: FakeKV, **options: Any) -> Any:
+        layer = layer_of_kind(kind, ordering.wrap, kv_of(fake), **options)
+        expected = OrderingKV if kind == "sync" else AsyncOrderingKV
+        assert isinstance(getattr(layer, "layer", layer), expected)
+        return layer
+
+    return wrap_fake
+
+
+@pytest.fixture
+def check(wrap: Wrap) -> Check:
+    return lambda fake, recorder=None: wrap(fake, on_violation=recorder or Recorder())
+
+
 # --- RevisionFloor ------------------------------------------------------------------------
 
 
@@ -191,10 +221,10 @@ def test_floor_many_threads_end_at_the_maximum_and_never_go_back() -> None:
 # --- the proxy shell ----------------------------------------------------------------------
 
 
-def test_ordering_get_returns_the_inner_response_unchanged() -> None:
+def test_ordering_get_returns_the_inner_response_unchanged(check: Check) -> None:
     """A response at or above the floor is returned as the inner KV gave it."""
     fake = FakeKV(5)
-    response = checked(fake).get("k", prefix=True, serializable=True)
+    response = check(fake).get("k", prefix=True, serializable=True)
     assert response == respond(fake.sent[0], 5)
     assert fake.sent == [Op.get("k", prefix=True, serializable=True)]
 
@@ -210,10 +240,12 @@ def test_ordering_get_returns_the_inner_response_unchanged() -> None:
     ],
     ids=["get", "put", "delete", "txn", "do"],
 )
-def test_ordering_learns_from_every_kv_call(call: Callable[[OrderingKV], Response]) -> None:
+def test_ordering_learns_from_every_kv_call(
+    call: Callable[[OrderingKV], Response], check: Check
+) -> None:
     """Get, put, delete, txn and do all raise the floor to their response's revision."""
     fake, recorder = FakeKV(10, 4, 11), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     call(kv)
     kv.get("k", serializable=True)  # answered at 4, then 11
     assert [(op, prev) for op, _, prev, _ in recorder.calls] == [
@@ -221,19 +253,19 @@ def test_ordering_learns_from_every_kv_call(call: Callable[[OrderingKV], Respons
     ]
 
 
-def test_ordering_equal_revision_is_not_a_violation() -> None:
+def test_ordering_equal_revision_is_not_a_violation(check: Check) -> None:
     """A response at exactly the floor is fresh enough (no write happened since)."""
     fake, recorder = FakeKV(9, 9), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     kv.put("k", "v")
     assert kv.get("k").header.revision == 9
     assert recorder.calls == []
 
 
-def test_ordering_stale_read_calls_the_policy_and_sends_again() -> None:
+def test_ordering_stale_read_calls_the_policy_and_sends_again(check: Check) -> None:
     """A stale get is reported with its op, response and floor, and re-sent when it returns."""
     fake, recorder = FakeKV(10, 3, 4, 12), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     kv.put("k", "v")
     response = kv.get("k", serializable=True)
     assert response.header.revision == 12
@@ -253,10 +285,10 @@ def test_ordering_stale_read_calls_the_policy_and_sends_again() -> None:
     ],
     ids=["flat", "nested"],
 )
-def test_ordering_stale_read_only_txn_is_sent_again(op: TxnOp) -> None:
+def test_ordering_stale_read_only_txn_is_sent_again(op: TxnOp, check: Check) -> None:
     """A txn without a write in any branch, at any depth, is a read and is retried."""
     fake, recorder = FakeKV(10, 3, 11), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     kv.put("k", "v")
     assert kv.do(op).header.revision == 11
     assert fake.sent[1:] == [op, op]
@@ -276,11 +308,11 @@ WRITES = [
 
 @pytest.mark.parametrize(("call", "kind"), WRITES)
 def test_ordering_stale_write_raises_without_resending(
-    call: Callable[[OrderingKV], Response], kind: type[Op]
+    call: Callable[[OrderingKV], Response], kind: type[Op], check: Check
 ) -> None:
     """A stale response to a request that may write raises and is never sent a second time."""
     fake, recorder = FakeKV(10, 4, 50), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     kv.get("k")
     with pytest.raises(errors.OrderViolationError) as raised:
         call(kv)
@@ -292,10 +324,10 @@ def test_ordering_stale_write_raises_without_resending(
     assert recorder.calls == []  # the policy is not asked about writes
 
 
-def test_ordering_stale_write_leaves_the_floor() -> None:
+def test_ordering_stale_write_leaves_the_floor(check: Check) -> None:
     """A stale write's revision does not lower the floor that later reads are checked against."""
     fake, recorder = FakeKV(10, 4, 6, 10), Recorder()
-    kv = checked(fake, recorder)
+    kv = check(fake, recorder)
     kv.get("k")
     with pytest.raises(errors.OrderViolationError):
         kv.put("k", "v")
@@ -303,7 +335,7 @@ def test_ordering_stale_write_leaves_the_floor() -> None:
     assert [prev for _, _, prev, _ in recorder.calls] == [10]
 
 
-def test_ordering_policy_exception_propagates_as_is() -> None:
+def test_ordering_policy_exception_propagates_as_is(wrap: Wrap) -> None:
     """Whatever the policy raises fails the call unchanged."""
 
     class MineError(Exception):
@@ -313,7 +345,7 @@ def test_ordering_policy_exception_propagates_as_is() -> None:
         raise MineError(prev_revision)
 
     fake = FakeKV(10, 2)
-    kv = ordering.wrap(kv_of(fake), on_violation=refuse)
+    kv = wrap(fake, on_violation=refuse)
     kv.get("k")
     with pytest.raises(MineError) as raised:
         kv.get("k")
@@ -406,21 +438,21 @@ def test_ordering_many_threads_see_no_false_violation() -> None:
     ],
 )
 def test_ordering_bad_arguments_fail_before_any_request(
-    call: Callable[[Any], object], error: type[Exception]
+    call: Callable[[Any], object], error: type[Exception], check: Check
 ) -> None:
     """Arguments are checked before anything is sent, and the wrapper stays usable."""
     fake = FakeKV(3)
-    kv = checked(fake)
+    kv = check(fake)
     with pytest.raises(error):
         call(kv)
     assert fake.sent == []
     assert kv.get("k").header.revision == 3
 
 
-def test_ordering_spends_one_deadline_over_every_attempt() -> None:
+def test_ordering_spends_one_deadline_over_every_attempt(check: Check) -> None:
     """Retries share the call's timeout: each attempt gets what is left of it."""
     fake = FakeKV(10, 1, 1, 10)
-    kv = checked(fake)
+    kv = check(fake)
     kv.get("k")
     kv.get("k", timeout=30)
     first, *retries = fake.timeouts[1:]
@@ -430,16 +462,18 @@ def test_ordering_spends_one_deadline_over_every_attempt() -> None:
     assert len(retries) == 2
 
 
-def test_ordering_without_timeout_leaves_the_default_to_the_inner_kv() -> None:
+def test_ordering_without_timeout_leaves_the_default_to_the_inner_kv(check: Check) -> None:
     """With timeout=None every attempt passes None on, so the client's default applies."""
     fake = FakeKV(10, 1, 10)
-    kv = checked(fake)
+    kv = check(fake)
     kv.get("k")
     kv.get("k")
     assert fake.timeouts == [None, None, None]
 
 
-def test_ordering_spent_deadline_raises_deadline_exceeded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ordering_spent_deadline_raises_deadline_exceeded(
+    monkeypatch: pytest.MonkeyPatch, wrap: Wrap
+) -> None:
     """A policy that outlasts the call's timeout ends the call with DeadlineExceededError."""
     clock = [1000.0]
     monkeypatch.setattr(_deadline, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
@@ -449,7 +483,7 @@ def test_ordering_spent_deadline_raises_deadline_exceeded(monkeypatch: pytest.Mo
         assert len(fake.sent) < 10, "the deadline never ended the retries"
 
     fake = FakeKV(10, 1)
-    kv = ordering.wrap(kv_of(fake), on_violation=slow_policy)
+    kv = wrap(fake, on_violation=slow_policy)
     kv.get("k")
     with pytest.raises(errors.DeadlineExceededError):
         kv.get("k", timeout=1.0)
@@ -477,19 +511,19 @@ def test_wrap_is_typed_and_seen_as_what_it_wraps() -> None:
 def test_wrap_refuses_what_is_not_a_kv(kv: object) -> None:
     """Only an object with the KV Protocol's methods can be wrapped."""
     with pytest.raises(TypeError, match="KV Protocol"):
-        ordering.wrap(kv)  # type: ignore[type-var]  # the point of the test
+        ordering.wrap(kv)  # type: ignore[call-overload]  # the point of the test
 
 
 def test_wrap_refuses_a_policy_that_is_not_callable() -> None:
     """on_violation must be None or callable."""
     with pytest.raises(TypeError, match="on_violation"):
-        ordering.wrap(kv_of(FakeKV()), on_violation="switch")  # type: ignore[arg-type]  # ditto
+        ordering.wrap(kv_of(FakeKV()), on_violation="switch")  # type: ignore[call-overload]  # ditto
 
 
-def test_ordering_forwards_what_it_does_not_check() -> None:
+def test_ordering_forwards_what_it_does_not_check(check: Check) -> None:
     """compact, close and any other attribute reach the wrapped object unchanged."""
     fake = FakeKV(4)
-    kv: Any = checked(fake)
+    kv: Any = check(fake)
     assert kv.compact(3).header.revision == 3
     assert fake.compacted == [3]
     assert kv.marker == "forwarded"
@@ -497,10 +531,10 @@ def test_ordering_forwards_what_it_does_not_check() -> None:
     assert fake.closed == 1
 
 
-def test_ordering_with_returns_the_proxy_and_closes_the_inner_kv() -> None:
+def test_ordering_with_returns_the_proxy_and_closes_the_inner_kv(check: Check) -> None:
     """`with` hands out the wrapper itself (not the inner KV) and closes the inner one on exit."""
     fake = FakeKV(4)
-    proxy = checked(fake)
+    proxy = check(fake)
     with proxy as entered:
         assert entered is proxy
     assert fake.closed == 1
@@ -509,17 +543,16 @@ def test_ordering_with_returns_the_proxy_and_closes_the_inner_kv() -> None:
 CHECKED = {"get", "put", "delete", "txn", "do"}
 
 
-def test_ordering_overrides_exactly_the_checked_methods() -> None:
+@pytest.mark.parametrize(("proxy", "proto"), [(OrderingKV, KV), (AsyncOrderingKV, AsyncKV)])
+def test_ordering_overrides_exactly_the_checked_methods(proxy: type, proto: type) -> None:
     """Every KV method that returns a store revision is checked; compact is forwarded on purpose."""
-    kv_methods = {n for n, v in vars(KV).items() if callable(v) and not n.startswith("_")}
+    kv_methods = {n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")}
     proxy_public = {
-        n
-        for n, v in vars(OrderingKV).items()
-        if not n.startswith("_") and not isinstance(v, Forwarded)
+        n for n, v in vars(proxy).items() if not n.startswith("_") and not isinstance(v, Forwarded)
     }
     assert proxy_public == CHECKED
     assert kv_methods - proxy_public == {"compact"}
-    assert isinstance(vars(OrderingKV)["compact"], Forwarded)  # seen by Protocol checks on 3.12+
+    assert isinstance(vars(proxy)["compact"], Forwarded)  # seen by Protocol checks on 3.12+
 
 
 def test_ordering_keeps_its_state_on_the_proxy() -> None:
@@ -538,20 +571,20 @@ def test_ordering_keeps_its_state_on_the_proxy() -> None:
 # --- switch_endpoints ---------------------------------------------------------------------
 
 
-def test_switch_endpoints_moves_the_client_on_each_violation() -> None:
+def test_switch_endpoints_moves_the_client_on_each_violation(wrap: Wrap) -> None:
     """Each stale response moves the client to its next endpoint before the retry."""
     fake = FakeClient(10, 1, 2, 10, endpoints=3)
-    kv = ordering.wrap(kv_of(fake), on_violation=ordering.switch_endpoints(fake))
+    kv = wrap(fake, on_violation=ordering.switch_endpoints(fake))
     kv.get("k")
     assert kv.get("k", serializable=True).header.revision == 10
     assert fake.switches == 2
 
 
 @pytest.mark.parametrize("endpoints", [1, 3, 5])
-def test_switch_endpoints_gives_up_after_five_rounds(endpoints: int) -> None:
+def test_switch_endpoints_gives_up_after_five_rounds(endpoints: int, wrap: Wrap) -> None:
     """After 5 * len(endpoints) stale responses in one call it raises NoGreaterRevisionError."""
     fake = FakeClient(10, 1, endpoints=endpoints)
-    kv = ordering.wrap(kv_of(fake), on_violation=ordering.switch_endpoints(fake))
+    kv = wrap(fake, on_violation=ordering.switch_endpoints(fake))
     kv.get("k")
     with pytest.raises(errors.NoGreaterRevisionError) as raised:
         kv.get("k", serializable=True)
@@ -562,11 +595,11 @@ def test_switch_endpoints_gives_up_after_five_rounds(endpoints: int) -> None:
     assert raised.value.response.header.revision == 1
 
 
-def test_switch_endpoints_counts_within_one_call() -> None:
+def test_switch_endpoints_counts_within_one_call(wrap: Wrap) -> None:
     """A call that needed many retries does not use up the next call's retries (Go's does)."""
     limit = 5 * 3
     fake = FakeClient(10, *[1] * (limit - 1), 10, *[1] * (limit - 1), 10, endpoints=3)
-    kv = ordering.wrap(kv_of(fake), on_violation=ordering.switch_endpoints(fake))
+    kv = wrap(fake, on_violation=ordering.switch_endpoints(fake))
     kv.get("k")
     assert kv.get("k").header.revision == 10
     assert kv.get("k").header.revision == 10
@@ -612,7 +645,7 @@ def test_switch_endpoints_counts_each_thread_separately() -> None:
     assert fake.switches == 4 * (limit - 1)
 
 
-def test_switch_endpoints_rotates_a_client_without_switch_endpoint() -> None:
+def test_switch_endpoints_rotates_a_client_without_switch_endpoint(wrap: Wrap) -> None:
     """A duck-typed client with only endpoints/set_endpoints is rotated by set_endpoints."""
 
     class Rotating(FakeKV):
@@ -624,7 +657,7 @@ def test_switch_endpoints_rotates_a_client_without_switch_endpoint() -> None:
             self.endpoints = list(endpoints)
 
     fake = Rotating(10, 1, 10)
-    kv = ordering.wrap(kv_of(fake))
+    kv = wrap(fake)
     kv.get("k")
     kv.get("k")
     assert fake.endpoints == ["b:2", "c:3", "a:1"]
@@ -646,10 +679,10 @@ def test_switch_endpoints_needs_endpoints() -> None:
         ordering.switch_endpoints(FakeKV())
 
 
-def test_wrap_default_policy_without_endpoints_gives_up_after_five() -> None:
+def test_wrap_default_policy_without_endpoints_gives_up_after_five(wrap: Wrap) -> None:
     """The default policy over a KV that has no endpoints retries five times, then gives up."""
     fake = FakeKV(10, 1)
-    kv = ordering.wrap(kv_of(fake))
+    kv = wrap(fake)
     kv.get("k")
     with pytest.raises(errors.NoGreaterRevisionError):
         kv.get("k")

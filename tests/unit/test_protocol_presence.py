@@ -14,9 +14,27 @@ import inspect
 import pytest
 
 from etcd_layers.base.forwarding import Forwarded, protocol_members
-from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watch, Watcher
+from etcd_layers.base.protocols import (
+    KV,
+    AsyncKV,
+    AsyncKVWatcherLease,
+    AsyncLease,
+    AsyncWatch,
+    AsyncWatcher,
+    KVWatcherLease,
+    Lease,
+    Watch,
+    Watcher,
+)
 from etcd_layers.concurrency.session import SessionClient
 from etcd_layers.leasing import LeasingBackend, LeasingClient, LeasingKV
+from etcd_layers.namespace._async_proxy import (
+    AsyncNamespaceClient,
+    AsyncNamespaceKV,
+    AsyncNamespaceLease,
+    AsyncNamespaceWatch,
+    AsyncNamespaceWatcher,
+)
 from etcd_layers.namespace._proxy import (
     NamespaceClient,
     NamespaceKV,
@@ -24,7 +42,7 @@ from etcd_layers.namespace._proxy import (
     NamespaceWatch,
     NamespaceWatcher,
 )
-from etcd_layers.ordering import OrderingKV
+from etcd_layers.ordering import AsyncOrderingKV, OrderingKV
 
 PRESENTS = [
     (NamespaceKV, KV),
@@ -36,6 +54,12 @@ PRESENTS = [
     (NamespaceWatch, Watch),
     (LeasingKV, LeasingClient),
     (OrderingKV, KV),
+    (AsyncNamespaceKV, AsyncKV),
+    (AsyncNamespaceWatcher, AsyncWatcher),
+    (AsyncNamespaceLease, AsyncLease),
+    (AsyncNamespaceClient, AsyncKVWatcherLease),
+    (AsyncNamespaceWatch, AsyncWatch),
+    (AsyncOrderingKV, AsyncKV),
 ]
 
 
@@ -53,6 +77,12 @@ REFUSES = [
     (NamespaceWatcher, Lease),
     (NamespaceLease, KV),
     (NamespaceLease, Watcher),
+    (AsyncNamespaceKV, AsyncWatcher),
+    (AsyncNamespaceKV, AsyncLease),
+    (AsyncNamespaceWatcher, AsyncKV),
+    (AsyncNamespaceWatcher, AsyncLease),
+    (AsyncNamespaceLease, AsyncKV),
+    (AsyncNamespaceLease, AsyncWatcher),
 ]
 
 

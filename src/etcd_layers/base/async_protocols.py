@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Generator, Iterable
 from types import TracebackType
 from typing import Any, Protocol, overload, runtime_checkable
 
+from etcd_layers._compat import Self
 from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.kinds import KindedProtocolMeta
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
     CompactResponse,
@@ -31,6 +33,7 @@ from etcd_layers.base.responses import (
 
 __all__ = [
     "AsyncKV",
+    "AsyncKVWatcherLease",
     "AsyncKeepAlive",
     "AsyncLease",
     "AsyncWatch",
@@ -40,7 +43,7 @@ __all__ = [
 
 
 @runtime_checkable
-class AsyncKV(Protocol):
+class AsyncKV(Protocol, metaclass=KindedProtocolMeta):
     """Reads and writes of keys, as coroutines (the arguments are KV's)."""
 
     async def put(
@@ -194,7 +197,7 @@ class AsyncWatchStart(Protocol):
 
 
 @runtime_checkable
-class AsyncWatcher(Protocol):
+class AsyncWatcher(Protocol, metaclass=KindedProtocolMeta):
     """Streams of changes to keys, for asyncio (the arguments are Watcher's)."""
 
     def watch(
@@ -248,7 +251,7 @@ class AsyncKeepAlive(Protocol):
 
 
 @runtime_checkable
-class AsyncLease(Protocol):
+class AsyncLease(Protocol, metaclass=KindedProtocolMeta):
     """Leases, as coroutines (the arguments are Lease's)."""
 
     async def grant(
@@ -280,3 +283,24 @@ class AsyncLease(Protocol):
     async def keep_alive(self, lease_id: int, *, timeout: float | None = None) -> AsyncKeepAlive:
         """Keep a lease alive in the background until the returned handle is canceled."""
         ...
+
+
+@runtime_checkable
+class AsyncKVWatcherLease(AsyncKV, AsyncWatcher, AsyncLease, Protocol):
+    """All three async Protocols and `close`: what the AsyncClient and every full async layer speak.
+
+    `namespace.wrap(acli, prefix)` returns one.
+    """
+
+    async def close(self) -> None:
+        """Release the connections, watches and keep-alives (idempotent)."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...

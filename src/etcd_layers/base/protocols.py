@@ -15,6 +15,7 @@ from typing import Protocol, overload, runtime_checkable
 from etcd_layers._compat import Self
 from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import StrOrBytes
+from etcd_layers.base.kinds import KindedProtocolMeta
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
     CompactResponse,
@@ -33,7 +34,7 @@ from etcd_layers.base.responses import (
 
 
 @runtime_checkable
-class KV(Protocol):
+class KV(Protocol, metaclass=KindedProtocolMeta):
     """Reads and writes of keys, single or in transactions."""
 
     def put(
@@ -209,7 +210,7 @@ class Watch(Protocol):
 
 
 @runtime_checkable
-class Watcher(Protocol):
+class Watcher(Protocol, metaclass=KindedProtocolMeta):
     """Streams of changes to keys."""
 
     def watch(
@@ -278,7 +279,7 @@ class KeepAlive(Protocol):
 
 
 @runtime_checkable
-class Lease(Protocol):
+class Lease(Protocol, metaclass=KindedProtocolMeta):
     """Leases: TTLs that keys can be attached to."""
 
     def grant(
@@ -346,6 +347,7 @@ def speaks_kv_watcher_lease(obj: object) -> bool:
 from etcd_layers.base.async_protocols import (  # noqa: E402
     AsyncKeepAlive,
     AsyncKV,
+    AsyncKVWatcherLease,
     AsyncLease,
     AsyncWatch,
     AsyncWatcher,
@@ -355,6 +357,7 @@ from etcd_layers.base.async_protocols import (  # noqa: E402
 __all__ = [
     "KV",
     "AsyncKV",
+    "AsyncKVWatcherLease",
     "AsyncKeepAlive",
     "AsyncLease",
     "AsyncWatch",

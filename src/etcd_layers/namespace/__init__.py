@@ -65,12 +65,37 @@ hand out keys of every namespace; the other administration calls pass through.
 
 Unlike clientv3, a prefix ending in 0xff bytes never lets a range carry past the namespace:
 the keys under b"a\xff" end at b"b", where clientv3 would admit key b"b" itself.
+
+An AsyncClient, or any async layer (whose Protocol methods are coroutine functions), gets an
+async namespace with the same translation: `namespace.wrap(acli, "/tenant-a/")` is an
+`AsyncNamespaceClient`, whose calls are awaited (`await tenant.get("config")`) and whose
+watches give translated responses in `async for` and `await watch.next()`.
 """
 
 from __future__ import annotations
 
+from typing import cast, overload
+
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.protocols import KV, KVWatcherLease, Lease, Watcher
+from etcd_layers.base.kinds import speaks_asyncio
+from etcd_layers.base.protocols import (
+    KV,
+    AsyncKV,
+    AsyncKVWatcherLease,
+    AsyncLease,
+    AsyncWatcher,
+    KVWatcherLease,
+    Lease,
+    Watcher,
+)
+from etcd_layers.namespace._async_proxy import (
+    AsyncNamespaceClient,
+    AsyncNamespaceKV,
+    AsyncNamespaceLease,
+    AsyncNamespaceWatch,
+    AsyncNamespaceWatcher,
+    AsyncNamespaceWatchStart,
+)
 from etcd_layers.namespace._proxy import (
     NamespaceClient,
     NamespaceKV,
@@ -80,6 +105,12 @@ from etcd_layers.namespace._proxy import (
 )
 
 __all__ = [
+    "AsyncNamespaceClient",
+    "AsyncNamespaceKV",
+    "AsyncNamespaceLease",
+    "AsyncNamespaceWatch",
+    "AsyncNamespaceWatchStart",
+    "AsyncNamespaceWatcher",
     "KVWatcherLease",
     "NamespaceClient",
     "NamespaceKV",
@@ -109,11 +140,19 @@ def _check_speaks(wrapped: object, name: str, methods: tuple[str, ...]) -> None:
             )
 
 
-def wrap(client: KVWatcherLease, prefix: StrOrBytes) -> KVWatcherLease:
+@overload
+def wrap(client: AsyncKVWatcherLease, prefix: StrOrBytes) -> AsyncKVWatcherLease: ...
+@overload
+def wrap(client: KVWatcherLease, prefix: StrOrBytes) -> KVWatcherLease: ...
+def wrap(
+    client: KVWatcherLease | AsyncKVWatcherLease, prefix: StrOrBytes
+) -> KVWatcherLease | AsyncKVWatcherLease:
     """Return `client` as a KV, Watcher and Lease that live under `prefix`.
 
     Args:
-        client: the Client, another layer, or anything speaking the three Protocols.
+        client: the Client, another layer, or anything speaking the three Protocols; an
+            AsyncClient or async layer (whose Protocol methods are coroutine functions) gets
+            an `AsyncNamespaceClient`, an AsyncKV, AsyncWatcher and AsyncLease.
         prefix: the namespace (str is UTF-8 encoded); must not be empty.
 
     Returns:
@@ -129,11 +168,17 @@ def wrap(client: KVWatcherLease, prefix: StrOrBytes) -> KVWatcherLease:
     """
     raw = _checked_prefix(prefix)
     _check_speaks(client, "client", ("do", "watch", "time_to_live"))
-    return NamespaceClient(client, raw)
+    if speaks_asyncio(client):
+        return AsyncNamespaceClient(cast(AsyncKVWatcherLease, client), raw)
+    return NamespaceClient(cast(KVWatcherLease, client), raw)
 
 
-def wrap_kv(kv: KV, prefix: StrOrBytes) -> KV:
-    """Return `kv` as a KV under `prefix` (clientv3's `namespace.NewKV`).
+@overload
+def wrap_kv(kv: AsyncKV, prefix: StrOrBytes) -> AsyncKV: ...
+@overload
+def wrap_kv(kv: KV, prefix: StrOrBytes) -> KV: ...
+def wrap_kv(kv: KV | AsyncKV, prefix: StrOrBytes) -> KV | AsyncKV:
+    """Return `kv` as a KV under `prefix` (clientv3's `namespace.NewKV`); async for an AsyncKV.
 
     The result refuses `watch` and `time_to_live`: use `wrap` or `wrap_watcher`/`wrap_lease`.
     It is typed KV, and `isinstance` agrees: a KV (and a `NamespaceKV`), not a Watcher or Lease.
@@ -144,11 +189,20 @@ def wrap_kv(kv: KV, prefix: StrOrBytes) -> KV:
     """
     raw = _checked_prefix(prefix)
     _check_speaks(kv, "kv", ("do",))
-    return NamespaceKV(kv, raw)
+    if speaks_asyncio(kv):
+        return AsyncNamespaceKV(cast(AsyncKV, kv), raw)
+    return NamespaceKV(cast(KV, kv), raw)
 
 
-def wrap_watcher(watcher: Watcher, prefix: StrOrBytes) -> Watcher:
+@overload
+def wrap_watcher(watcher: AsyncWatcher, prefix: StrOrBytes) -> AsyncWatcher: ...
+@overload
+def wrap_watcher(watcher: Watcher, prefix: StrOrBytes) -> Watcher: ...
+def wrap_watcher(watcher: Watcher | AsyncWatcher, prefix: StrOrBytes) -> Watcher | AsyncWatcher:
     """Return `watcher` as a Watcher of the keys under `prefix` (clientv3's `NewWatcher`).
+
+    An AsyncWatcher gets an `AsyncNamespaceWatcher`, whose watches give translated responses
+    in `async for` and `await next()`.
 
     Typed Watcher, and `isinstance` agrees: a Watcher (and a `NamespaceWatcher`), not a KV.
 
@@ -158,10 +212,16 @@ def wrap_watcher(watcher: Watcher, prefix: StrOrBytes) -> Watcher:
     """
     raw = _checked_prefix(prefix)
     _check_speaks(watcher, "watcher", ("watch",))
-    return NamespaceWatcher(watcher, raw)
+    if speaks_asyncio(watcher):
+        return AsyncNamespaceWatcher(cast(AsyncWatcher, watcher), raw)
+    return NamespaceWatcher(cast(Watcher, watcher), raw)
 
 
-def wrap_lease(lease: Lease, prefix: StrOrBytes) -> Lease:
+@overload
+def wrap_lease(lease: AsyncLease, prefix: StrOrBytes) -> AsyncLease: ...
+@overload
+def wrap_lease(lease: Lease, prefix: StrOrBytes) -> Lease: ...
+def wrap_lease(lease: Lease | AsyncLease, prefix: StrOrBytes) -> Lease | AsyncLease:
     """Return `lease` as a Lease whose key listings show only keys under `prefix`.
 
     As clientv3's `namespace.NewLease`: `time_to_live(keys=True)` drops the keys of other
@@ -174,4 +234,6 @@ def wrap_lease(lease: Lease, prefix: StrOrBytes) -> Lease:
     """
     raw = _checked_prefix(prefix)
     _check_speaks(lease, "lease", ("time_to_live",))
-    return NamespaceLease(lease, raw)
+    if speaks_asyncio(lease):
+        return AsyncNamespaceLease(cast(AsyncLease, lease), raw)
+    return NamespaceLease(cast(Lease, lease), raw)

@@ -35,13 +35,13 @@ from etcd_layers.namespace._translate import (
 
 # Methods that carry keys, by the Protocol they belong to. A proxy translates the ones of its
 # own Protocols and refuses the others: forwarded, they would reach etcd untranslated.
-_KV_METHODS: Final = frozenset({"put", "get", "delete", "txn", "do"})
-_WATCHER_METHODS: Final = frozenset({"watch"})
-_LEASE_METHODS: Final = frozenset({"time_to_live"})
+KV_METHODS: Final = frozenset({"put", "get", "delete", "txn", "do"})
+WATCHER_METHODS: Final = frozenset({"watch"})
+LEASE_METHODS: Final = frozenset({"time_to_live"})
 # Calls outside the Protocols that name keys (role permissions) or hand out keys of every
 # namespace (a role's permissions, a snapshot of the whole store). clientv3/namespace never
 # wraps the Auth or Maintenance clients; a wrapper forwards everything else, so it refuses these.
-_NEVER_TRANSLATED: Final = frozenset(
+NEVER_TRANSLATED: Final = frozenset(
     {"role_grant_permission", "role_revoke_permission", "role_get", "snapshot"}
 )
 
@@ -55,10 +55,10 @@ _WatcherT = TypeVar("_WatcherT", bound=Watcher)
 _LeaseT = TypeVar("_LeaseT", bound=Lease)
 
 
-class _NamespaceProxy(wrapt.BaseObjectProxy[_InnerT]):
-    """What every namespace proxy shares: the prefix, refusals and the context manager."""
+class NamespaceBase(wrapt.BaseObjectProxy[_InnerT]):
+    """What every namespace proxy, sync or async, shares: the prefix and the refusals."""
 
-    _refused: ClassVar[frozenset[str]] = _NEVER_TRANSLATED
+    _refused: ClassVar[frozenset[str]] = NEVER_TRANSLATED
     _made_by: ClassVar[str] = "namespace.wrap"
 
     def __init__(self, wrapped: _InnerT, prefix: bytes) -> None:
@@ -77,6 +77,10 @@ class _NamespaceProxy(wrapt.BaseObjectProxy[_InnerT]):
             raise AttributeError(f"{self._made_by} does not translate {name}")
         return super().__getattr__(name)
 
+
+class _NamespaceProxy(NamespaceBase[_InnerT]):
+    """A sync namespace proxy: a context manager that closes the object it wraps."""
+
     def __enter__(self) -> Self:
         return self  # wrapt forwards __enter__, so `with` would hand out the *inner* object
 
@@ -92,7 +96,7 @@ class _NamespaceProxy(wrapt.BaseObjectProxy[_InnerT]):
 class NamespaceKV(_NamespaceProxy[_KVT]):
     """A KV in which every key lives under one prefix."""
 
-    _refused = _WATCHER_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
+    _refused = WATCHER_METHODS | LEASE_METHODS | NEVER_TRANSLATED
     _made_by = "namespace.wrap_kv"
 
     # Keyless, so forwarded as they are; named here so that Protocol checks see them (Python
@@ -179,7 +183,7 @@ class NamespaceWatch(wrapt.BaseObjectProxy[Watch]):
 class NamespaceWatcher(_NamespaceProxy[_WatcherT]):
     """A Watcher that watches keys under one prefix and reports them without it."""
 
-    _refused = _KV_METHODS | _LEASE_METHODS | _NEVER_TRANSLATED
+    _refused = KV_METHODS | LEASE_METHODS | NEVER_TRANSLATED
     _made_by = "namespace.wrap_watcher"
 
     request_progress = Forwarded()  # keyless; named for Protocol checks, as in NamespaceKV
@@ -223,7 +227,7 @@ class NamespaceWatcher(_NamespaceProxy[_WatcherT]):
 class NamespaceLease(_NamespaceProxy[_LeaseT]):
     """A Lease whose key listings (`time_to_live(keys=True)`) only show keys under one prefix."""
 
-    _refused = _KV_METHODS | _WATCHER_METHODS | _NEVER_TRANSLATED
+    _refused = KV_METHODS | WATCHER_METHODS | NEVER_TRANSLATED
     _made_by = "namespace.wrap_lease"
 
     # Keyless; named for Protocol checks, as in NamespaceKV.
@@ -248,5 +252,5 @@ class NamespaceClient(
 ):
     """A KV, Watcher and Lease in which every key lives under one prefix."""
 
-    _refused = _NEVER_TRANSLATED
+    _refused = NEVER_TRANSLATED
     _made_by = "namespace.wrap"

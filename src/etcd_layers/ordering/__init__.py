@@ -38,6 +38,11 @@ which checks only Get and Txn, the wrapper also learns from put and delete respo
 stale read after one's own write is caught too. Watch responses are not checked: they are
 forwarded with `compact`, the lease calls, `close`, `endpoints` and everything else.
 
+Over an AsyncClient, or any async layer, `ordering.wrap` returns an `AsyncOrderingKV`: the
+same checks around awaited calls, with `on_violation` a plain or an async callable (what it
+returns is awaited), and `switch_endpoints(acli)` as its default policy. Each task has its
+own violation count.
+
 Layers stack; put ordering outermost, so that it sees what the layers below return. Leaving
 a `with` block closes the client underneath:
 
@@ -49,32 +54,48 @@ b'mode'
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+import inspect
+from typing import TypeVar, cast, overload
 
 from etcd_layers.base.ops import Op
-from etcd_layers.base.protocols import KV
+from etcd_layers.base.protocols import KV, AsyncKV
 from etcd_layers.base.responses import Response
 from etcd_layers.errors import NoGreaterRevisionError
+from etcd_layers.ordering._async_proxy import AsyncOrderingKV
 from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._proxy import OnViolation, OrderingKV, call_violations
 
-__all__ = ["OnViolation", "OrderingKV", "RevisionFloor", "switch_endpoints", "wrap"]
+__all__ = [
+    "AsyncOrderingKV",
+    "OnViolation",
+    "OrderingKV",
+    "RevisionFloor",
+    "switch_endpoints",
+    "wrap",
+]
 
 KVT = TypeVar("KVT", bound=KV)
+AsyncKVT = TypeVar("AsyncKVT", bound=AsyncKV)
 
 # Rounds over the endpoints before giving up, as Go's NewOrderViolationSwitchEndpointClosure.
 _ROUNDS = 5
 
 
-def wrap(kv: KVT, on_violation: OnViolation | None = None) -> KVT:
+@overload
+def wrap(kv: AsyncKVT, on_violation: OnViolation | None = None) -> AsyncKVT: ...
+@overload
+def wrap(kv: KVT, on_violation: OnViolation | None = None) -> KVT: ...
+def wrap(kv: KV | AsyncKV, on_violation: OnViolation | None = None) -> KV | AsyncKV:
     """Return `kv` checked for revision order.
 
     Args:
         kv: a client, or any object speaking the KV Protocol (responses need only
-            `header.revision`).
+            `header.revision`). An AsyncClient or async layer (an AsyncKV, whose calls are
+            coroutine functions) gets an `AsyncOrderingKV`, which awaits them.
         on_violation: called as `on_violation(op, response, prev_revision)` when a read's
             response is older than the highest revision seen; returning sends the request
             again, raising fails the call with that exception. None: `switch_endpoints(kv)`.
+            Over an AsyncKV it may also be an async callable (what it returns is awaited).
 
     Returns:
         The wrapper, typed as what it wraps (any KV): it keeps every KV signature and forwards
@@ -86,16 +107,22 @@ def wrap(kv: KVT, on_violation: OnViolation | None = None) -> KVT:
         they wrap; this one refuses and adds nothing.
 
     Raises:
-        TypeError: `kv` does not speak the KV Protocol, or `on_violation` is not callable.
+        TypeError: `kv` speaks neither the KV nor the AsyncKV Protocol, `on_violation` is not
+            callable, or it is a coroutine function and `kv` is sync (nothing would await it).
     """
-    if not isinstance(kv, KV):
+    speaks_async = isinstance(kv, AsyncKV)
+    if not speaks_async and not isinstance(kv, KV):
         raise TypeError(f"kv must speak the KV Protocol, not {type(kv).__name__}")
     if on_violation is None:
         # A KV without endpoints (a test double, say) still gets the retry limit, of one round.
         on_violation = _SwitchEndpoints(kv)
     elif not callable(on_violation):
         raise TypeError(f"on_violation must be callable, not {type(on_violation).__name__}")
-    return cast(KVT, OrderingKV(kv, on_violation))  # a transparent proxy: see Returns
+    elif not speaks_async and inspect.iscoroutinefunction(on_violation):
+        raise TypeError("an async on_violation needs an async kv: a sync one would not await it")
+    if speaks_async:
+        return AsyncOrderingKV(cast(AsyncKV, kv), on_violation)  # a transparent proxy
+    return OrderingKV(cast(KV, kv), on_violation)  # a transparent proxy: see Returns
 
 
 def switch_endpoints(cli: object) -> OnViolation:
@@ -133,7 +160,7 @@ class _SwitchEndpoints:
     def __init__(self, client: object) -> None:
         self._client = client
 
-    def __call__(self, op: Op, response: Response, prev_revision: int) -> None:
+    def __call__(self, op: Op, response: Response, prev_revision: int) -> object:
         endpoints: list[str] = list(getattr(self._client, "endpoints", None) or ())
         limit = _ROUNDS * max(len(endpoints), 1)
         # Outside an ordering wrapper nobody counts: each call is then the first violation.
@@ -144,13 +171,16 @@ class _SwitchEndpoints:
                 response,
                 prev_revision,
             )
+        # What the client's call returns is returned: an AsyncClient's `set_endpoints` is a
+        # coroutine, which AsyncOrderingKV awaits (a sync client's calls return None).
         switch = getattr(self._client, "switch_endpoint", None)
         if callable(switch):
-            switch()
-            return
+            return switch()
         set_endpoints = getattr(self._client, "set_endpoints", None)
         if callable(set_endpoints) and len(endpoints) > 1:
-            set_endpoints(*endpoints[1:], endpoints[0])  # visible, but all such a client offers
+            # visible, but all such a client offers
+            return set_endpoints(*endpoints[1:], endpoints[0])
+        return None
 
     def __repr__(self) -> str:
         return f"switch_endpoints({self._client!r})"

@@ -12,7 +12,7 @@ from etcd_layers._compat import Self
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp, op_writes
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
     DeleteResponse,
@@ -21,8 +21,8 @@ from etcd_layers.base.responses import (
     Response,
     TxnResponse,
 )
-from etcd_layers.errors import OrderViolationError
 from etcd_layers.ordering._floor import RevisionFloor
+from etcd_layers.ordering._rule import stale_write_error
 
 R = TypeVar("R", bound=Response)
 
@@ -32,16 +32,12 @@ OnViolation: TypeAlias = Callable[[Op, Response, int], object]
 # How many stale responses the call now calling `on_violation` has had, this one included.
 # A ContextVar rather than an argument: the callback's signature is Go's (op, resp, prevRev),
 # and each thread (or task) has its own value, so concurrent calls never share a count.
-_VIOLATIONS: ContextVar[int] = ContextVar("etcd_layers.ordering.violations", default=0)
+VIOLATIONS: ContextVar[int] = ContextVar("etcd_layers.ordering.violations", default=0)
 
 
 def call_violations() -> int:
     """Return how many stale responses the call running `on_violation` has had (0 outside one)."""
-    return _VIOLATIONS.get()
-
-
-def _kind(op: Op) -> str:
-    return type(op).__name__.removesuffix("Op").lower()
+    return VIOLATIONS.get()
 
 
 class OrderingKV(wrapt.BaseObjectProxy[KV]):
@@ -79,21 +75,15 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
             if revision >= seen:
                 floor.raise_to(revision)
                 return response
-            if op_writes(op):
-                # Go's ordering replays a txn whose branch wrote (etcd issue 22086); a request
-                # that may have written is never sent twice here, and the policy is not asked.
-                raise OrderViolationError(
-                    f"{_kind(op)} response has revision {revision}, older than revision "
-                    f"{seen} already seen; a request that may write is not sent again",
-                    response,
-                    seen,
-                )
+            error = stale_write_error(op, response, seen)
+            if error is not None:
+                raise error  # a request that may have written is never sent twice
             violations += 1
-            token = _VIOLATIONS.set(violations)
+            token = VIOLATIONS.set(violations)
             try:
                 self._self_on_violation(op, response, seen)  # returns: send again; raises: fail
             finally:
-                _VIOLATIONS.reset(token)
+                VIOLATIONS.reset(token)
 
     # The KV calls, written once over do() (base.protocols.KV): do() checks them all, and the
     # Op a call builds there is the one `on_violation` is given.

@@ -1,0 +1,97 @@
+"""AsyncOrderingKV: the asyncio twin of OrderingKV, checking each awaited response's revision."""
+
+from __future__ import annotations
+
+import inspect
+from typing import overload
+
+import wrapt
+
+from etcd_layers._compat import Self
+from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.deadline import Deadline
+from etcd_layers.base.forwarding import Forwarded
+from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
+from etcd_layers.base.protocols import AsyncKV
+from etcd_layers.base.responses import (
+    DeleteResponse,
+    GetResponse,
+    PutResponse,
+    Response,
+    TxnResponse,
+)
+from etcd_layers.ordering._floor import RevisionFloor
+from etcd_layers.ordering._proxy import VIOLATIONS, OnViolation
+from etcd_layers.ordering._rule import stale_write_error
+
+
+class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
+    """An AsyncKV whose responses never go back in revision; everything else is forwarded.
+
+    As OrderingKV: get, put, delete, txn and do are checked, a request that may write is never
+    sent again, and `on_violation` (a plain or an async callable, awaited when it returns an
+    awaitable) decides whether a stale read is. The per-call violation count that
+    `call_violations()` reports lives in a ContextVar, so each task has its own.
+    """
+
+    compact = Forwarded()  # unchecked, and named for Protocol checks (see OrderingKV)
+
+    def __init__(
+        self, kv: AsyncKV, on_violation: OnViolation, floor: RevisionFloor | None = None
+    ) -> None:
+        """Check `kv`'s responses against `floor` (a new one, at 0, by default).
+
+        A floor may be shared with other wrappers, sync or async, on any thread.
+        """
+        super().__init__(kv)
+        self._self_floor = RevisionFloor() if floor is None else floor
+        self._self_on_violation = on_violation
+
+    # The KV calls, written once over `await do()` (base.async_protocols.AsyncKV): do() checks
+    # them all, and the Op a call builds there is the one `on_violation` is given.
+    put, get, delete, txn = AsyncKV.put, AsyncKV.get, AsyncKV.delete, AsyncKV.txn
+
+    @overload
+    async def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
+    @overload
+    async def do(self, op: PutOp, *, timeout: float | None = None) -> PutResponse: ...
+    @overload
+    async def do(self, op: DeleteOp, *, timeout: float | None = None) -> DeleteResponse: ...
+    @overload
+    async def do(self, op: TxnOp, *, timeout: float | None = None) -> TxnResponse: ...
+    @overload
+    async def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
+    async def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        if not isinstance(op, Op):
+            raise TypeError(f"op must be an Op, not {type(op).__name__}")
+        deadline = Deadline(check_timeout(timeout))  # one deadline for every attempt
+        kv = self.__wrapped__
+        floor = self._self_floor
+        seen = floor.get()  # read once, before sending: other tasks may raise it meanwhile
+        violations = 0
+        while True:
+            response = await kv.do(op, timeout=deadline.remaining())
+            revision = response.header.revision
+            if revision >= seen:
+                floor.raise_to(revision)
+                return response
+            error = stale_write_error(op, response, seen)
+            if error is not None:
+                raise error  # a request that may have written is never sent twice
+            violations += 1
+            token = VIOLATIONS.set(violations)
+            try:
+                verdict = self._self_on_violation(op, response, seen)  # returns: send again
+                if inspect.isawaitable(verdict):  # an async policy; raising fails the call
+                    await verdict
+            finally:
+                VIOLATIONS.reset(token)
+
+    async def __aenter__(self) -> Self:
+        return self  # wrapt forwards __aenter__, so `async with` would hand out the inner object
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncOrderingKV floor={self._self_floor.get()} over {self.__wrapped__!r}>"
