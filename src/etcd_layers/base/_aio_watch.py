@@ -196,7 +196,7 @@ class AsyncWatchStream:
         session = self._session
         for action in actions:
             if isinstance(action, Deliver):
-                action.watch._items.put_nowait(action.response)
+                action.watch._put(action.response)
             elif isinstance(action, Send):
                 if session is not None:
                     session.requests.put_nowait(action.request)
@@ -320,7 +320,9 @@ class AsyncWatchStream:
             while (message := await call.read()) is not eof:
                 actions = mux.on_message(message)  # type: ignore[arg-type]  # EOF is excluded
                 if len(actions) == 1 and type(first := actions[0]) is Deliver:
-                    first.watch._items.put_nowait(first.response)  # the usual case, inline
+                    watch = first.watch  # the usual case, inline
+                    watch._items.append(first.response)
+                    watch._ready.set()
                 elif actions:
                     apply(actions)
         except grpc.RpcError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,10 @@ class AsyncClientWatch:
         self._entry: WatchEntry[AsyncClientWatch] = WatchEntry(
             self, create, created_notify=created_notify, progress_notify=progress_notify
         )
-        # None marks the end; an EtcdError is raised once, before it.
-        self._items: asyncio.Queue[WatchResponse | EtcdError | None] = asyncio.Queue()
+        # None marks the end; an EtcdError is raised once, before it. Unbounded here: the
+        # multiplexer pauses a watch whose consumer falls behind.
+        self._items: collections.deque[WatchResponse | EtcdError | None] = collections.deque()
+        self._ready = asyncio.Event()  # set when an item is queued
         self._dropped = False  # canceled or closed: what is still queued is not delivered
         self._done = False  # the consumer saw the end
         self._settled = asyncio.Event()  # confirmed, or ended before it was
@@ -85,24 +88,43 @@ class AsyncClientWatch:
         if self._done:
             return None
         items = self._items
-        if items.empty():
-            # Queue.get() keeps the item queued when the wait is canceled, by a timeout or by
-            # the caller's task: the next call still gets it.
-            try:
-                item = await asyncio.wait_for(items.get(), timeout)
-            except asyncio.TimeoutError:
-                raise TimeoutError(f"no watch response within {timeout:g}s") from None
-        else:
-            item = items.get_nowait()  # the usual case under load: no wait, no task
+        if not items:
+            await self._wait(timeout)
+        item = items.popleft()
         if item is None or self._dropped:
             self._done = True
-            items.put_nowait(None)  # for any other task reading this watch
+            items.appendleft(None)  # for any other task reading this watch
             return None
         if isinstance(item, EtcdError):
             self._done = True
             raise item  # the watch ended with it; next() raises CanceledError from now on
         self._stream.consumed(self._entry, len(item.events) or 1)
         return item
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Wait until something is queued (TimeoutError: not within `timeout`).
+
+        Only an Event is awaited, never the queue itself: a wait canceled by its timeout or by
+        the caller's task takes nothing, so the next call still gets what arrives.
+        """
+        items, ready = self._items, self._ready
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + timeout
+        while not items:
+            ready.clear()
+            if until is None:
+                await ready.wait()
+                continue
+            try:
+                await asyncio.wait_for(ready.wait(), until - loop.time())
+            except asyncio.TimeoutError:
+                if not items:
+                    raise TimeoutError(f"no watch response within {timeout:g}s") from None
+
+    def _put(self, item: WatchResponse | EtcdError | None) -> None:
+        """Queue `item` and wake a waiting reader."""
+        self._items.append(item)
+        self._ready.set()
 
     async def cancel(self) -> None:
         """End the watch (idempotent); iteration stops and next() raises CanceledError."""
@@ -111,19 +133,17 @@ class AsyncClientWatch:
     def _drop(self) -> None:
         """Forget what is queued: the consumer sees the end next."""
         self._dropped = True
-        items = self._items
-        while not items.empty():
-            items.get_nowait()
+        self._items.clear()
 
     def _end(self, error: EtcdError | None) -> None:
         """Queue the end, behind `error` if there is one (or keep it as the failure)."""
         self._ended = True
         if error is not None:
             if self._confirmed:
-                self._items.put_nowait(error)
+                self._put(error)
             else:
                 self._failure = error
-        self._items.put_nowait(None)
+        self._put(None)
         self._settled.set()
 
     async def __aenter__(self) -> Self:
