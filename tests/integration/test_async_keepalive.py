@@ -275,3 +275,18 @@ async def test_async_keep_alive_without_confirmation_within_ttl_raises(
     assert _now() - started < 3.0
     with pytest.raises(errors.CanceledError):
         await ka.next(timeout=1)
+
+
+async def test_async_keep_alive_moves_with_set_endpoints(
+    etcd_cluster: EtcdCluster, observer: AsyncClient
+) -> None:
+    """set_endpoints moves a running keep-alive to the new endpoints without losing the lease."""
+    first, second, _ = etcd_cluster.members
+    async with AsyncClient(endpoints=[first.endpoint]) as cli:
+        lease_id = (await cli.grant(3)).id
+        async with await cli.keep_alive(lease_id) as ka:
+            assert (await ka.next(timeout=1)).header.member_id == first.member_id
+            await cli.set_endpoints(second.endpoint)
+            assert await _next_from_other_member(ka, first.member_id, 3) == second.member_id
+            assert await _alive(observer, lease_id)
+        await cli.revoke(lease_id)

@@ -205,3 +205,19 @@ async def test_async_watch_moves_off_a_black_holed_member(
             assert await collector.finish(expected) == expected
         assert cli.watch_stats().probes >= 1
         assert cli.watch_stats().endpoint != serving.endpoint
+
+
+async def test_async_watch_moves_with_set_endpoints(
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+) -> None:
+    """set_endpoints moves a running watch to the new endpoint, losing and repeating nothing."""
+    first, second, _ = etcd_cluster.members
+    async with AsyncClient(endpoints=[first.endpoint]) as cli:
+        collector = Collector(await cli.watch(etcd_key_prefix, prefix=True))
+        async with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
+            await writer.wait_for_more(20)
+            await cli.set_endpoints(second.endpoint)
+            await writer.wait_for_more(30)
+            expected = await writer.stop()
+            assert await collector.finish(expected) == expected
+        assert cli.watch_stats().endpoint == second.endpoint
