@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import TracebackType
 
 from etcd_layers._compat import Self
@@ -110,16 +110,14 @@ class AsyncKeepAliveHandle:
         self.responses = AsyncResponseQueue()
         self._on_cancel = on_cancel
 
-    def __aiter__(self) -> AsyncIterator[LeaseKeepAliveResponse]:
-        return self._iterate()
+    def __aiter__(self) -> Self:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[LeaseKeepAliveResponse]:
-        while True:
-            try:
-                response = await self.next()
-            except CanceledError:
-                return
-            yield response
+    async def __anext__(self) -> LeaseKeepAliveResponse:
+        try:
+            return await self.next()
+        except CanceledError:
+            raise StopAsyncIteration from None
 
     async def next(self, timeout: float | None = None) -> LeaseKeepAliveResponse:
         return await self.responses.get(check_timeout(timeout))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -63,16 +63,15 @@ class AsyncClientWatch:
         """The most events that ever waited to be read at once."""
         return self._entry.peak
 
-    def __aiter__(self) -> AsyncIterator[WatchResponse]:
+    def __aiter__(self) -> Self:
         """Yield responses as they arrive; stop after cancel() or close()."""
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[WatchResponse]:
-        while True:
-            item = await self._take(None)
-            if item is None:
-                return
-            yield item
+    async def __anext__(self) -> WatchResponse:
+        item = await self._take(None)
+        if item is None:
+            raise StopAsyncIteration
+        return item
 
     async def next(self, timeout: float | None = None) -> WatchResponse:
         """Return the next response (see AsyncWatch.next); None waits for the client's default."""
