@@ -10,7 +10,7 @@ import pytest
 from etcd_layers import errors
 from etcd_layers.base import AsyncKeepAlive, LeaseKeepAliveResponse, ResponseHeader
 from etcd_layers.base._aio_keepalive_handle import AsyncKeepAliveHandle, AsyncResponseQueue
-from etcd_layers.base._aio_watch_handle import AsyncClientWatch, AsyncWatchStart
+from etcd_layers.base._aio_watch_handle import AsyncClientWatch, AsyncClientWatchStart
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base._watcher import watch_request
 
@@ -168,7 +168,7 @@ async def test_async_handle_cancel_drops_what_is_queued_and_ends_iteration() -> 
         await handle.next(timeout=0.01)
 
 
-# --- AsyncWatchStart ------------------------------------------------------------------------
+# --- AsyncClientWatchStart ------------------------------------------------------------------------
 
 
 class _FakeWatch:
@@ -189,12 +189,12 @@ async def test_watch_start_is_awaitable_and_an_async_context_manager() -> None:
         starts.append(_FakeWatch())
         return cast(AsyncClientWatch, starts[-1])  # the start only hands it over
 
-    awaited = AsyncWatchStart(start)
+    awaited = AsyncClientWatchStart(start)
     first: object = await awaited
     assert first is starts[0]
     again: object = await awaited
     assert again is first  # started once
-    async with AsyncWatchStart(start) as watch:
+    async with AsyncClientWatchStart(start) as watch:
         entered: object = watch
         assert entered is starts[1]
     assert [fake.canceled for fake in starts] == [0, 1]

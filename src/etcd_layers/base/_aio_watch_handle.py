@@ -18,7 +18,7 @@ from etcd_layers.errors import CanceledError, EtcdError
 if TYPE_CHECKING:
     from etcd_layers.base._aio_watch import AsyncWatchStream
 
-__all__ = ["AsyncClientWatch", "AsyncWatchStart"]
+__all__ = ["AsyncClientWatch", "AsyncClientWatchStart"]
 
 
 class AsyncClientWatch:
@@ -157,7 +157,7 @@ class AsyncClientWatch:
         await self.cancel()
 
 
-class AsyncWatchStart:
+class AsyncClientWatchStart:
     """What AsyncClient.watch returns: `await` it, or enter it with `async with`.
 
     The arguments were checked when it was made; the watch starts when it is first awaited

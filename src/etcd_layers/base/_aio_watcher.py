@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etcd_layers.base._aio_watch import AsyncWatchStream
-from etcd_layers.base._aio_watch_handle import AsyncClientWatch, AsyncWatchStart
+from etcd_layers.base._aio_watch_handle import AsyncClientWatch, AsyncClientWatchStart
 from etcd_layers.base._watcher import watch_request
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.keys import StrOrBytes
@@ -41,7 +41,7 @@ class AsyncWatchMixin:
         fragment: bool = False,
         created_notify: bool = False,
         timeout: float | None = None,
-    ) -> AsyncWatchStart:
+    ) -> AsyncClientWatchStart:
         """Watch a key or a range (see Watcher.watch): `w = await cli.watch(...)`, or `async with`.
 
         The arguments are checked here, before any I/O; awaiting the result returns once the
@@ -75,7 +75,7 @@ class AsyncWatchMixin:
                 timeout=options.timeout,
             )
 
-        return AsyncWatchStart(start)
+        return AsyncClientWatchStart(start)
 
     def watch_stats(self) -> WatchStats:
         """Return a snapshot of the counters of this client's watch stream (see Client's)."""
