@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -48,9 +48,26 @@ def server() -> Iterator[EtcdServer]:
 
 
 @pytest.fixture(scope="module")
-def root(server: EtcdServer) -> Iterator[Client]:
-    """A root client on the module's server, with auth enabled."""
+def first_root(server: EtcdServer) -> Iterator[Client]:
+    """The Client that enabled auth on the module's server, logged in as root."""
     with enable_auth(server) as client:
+        yield client
+
+
+@pytest.fixture(params=("Client", "AsyncClient"))
+def root(
+    request: pytest.FixtureRequest,
+    first_root: Client,
+    server: EtcdServer,
+    make_client: Callable[..., Client],
+) -> Iterator[Client]:
+    """A root client of each kind (see conftest.py) on the module's server, auth enabled."""
+    if request.param == "Client":
+        yield first_root
+        return
+    with make_client(
+        request.param, server.endpoints, username="root", password=ROOT_PASSWORD, timeout=TIMEOUT
+    ) as client:
         yield client
 
 

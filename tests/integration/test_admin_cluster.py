@@ -21,10 +21,12 @@ NOT_READY = (errors.UnhealthyError, errors.MemberNotEnoughStartedError)
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
-def client(etcd_cluster: EtcdCluster) -> Iterator[Client]:
-    """A client on every member of the module's 3-member cluster."""
-    with Client(endpoints=etcd_cluster.endpoints, timeout=TIMEOUT) as cli:
+@pytest.fixture(scope="module", params=("Client", "AsyncClient"))
+def client(
+    request: pytest.FixtureRequest, etcd_cluster: EtcdCluster, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """A client of each kind (see conftest.py) on every member of the module's cluster."""
+    with make_client(request.param, endpoints=etcd_cluster.endpoints, timeout=TIMEOUT) as cli:
         yield cli
 
 

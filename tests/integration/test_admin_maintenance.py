@@ -29,10 +29,14 @@ VALUE = b"v" * 100_000  # large values fill a backend quickly
 QUOTA = 2 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def client(etcd_cluster: EtcdCluster) -> Iterator[Client]:
-    """A client on every member of the module's 3-member cluster."""
-    with Client(endpoints=etcd_cluster.endpoints, **etcd_cluster.client_options()) as cli:
+@pytest.fixture(scope="module", params=("Client", "AsyncClient"))
+def client(
+    request: pytest.FixtureRequest, etcd_cluster: EtcdCluster, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """A client of each kind (see conftest.py) on every member of the module's cluster."""
+    with make_client(
+        request.param, endpoints=etcd_cluster.endpoints, **etcd_cluster.client_options()
+    ) as cli:
         yield cli
 
 

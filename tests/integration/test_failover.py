@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -17,10 +18,21 @@ from etcd_layers.testing import EtcdCluster, Member, wait_until
 CALL_TIMEOUT = 10.0  # long enough that a fault, not the deadline, ends a stuck call
 
 
+CLIENT_KINDS = ("Client", "AsyncClient")  # see conftest.py
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """Each client kind in turn: the Client, and the AsyncClient behind its facade."""
+    return str(request.param)
+
+
 @pytest.fixture
-def client(etcd_cluster: EtcdCluster) -> Iterator[Client]:
-    """A client on every member, with a deadline on every call."""
-    with Client(etcd_cluster.endpoints, timeout=CALL_TIMEOUT) as cli:
+def client(
+    etcd_cluster: EtcdCluster, kind: str, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """A client of each kind on every member, with a deadline on every call."""
+    with make_client(kind, etcd_cluster.endpoints, timeout=CALL_TIMEOUT) as cli:
         yield cli
 
 
@@ -66,7 +78,7 @@ def _start(call: Callable[[], object]) -> _Call:
 
 @contextlib.contextmanager
 def _stuck_in_black_hole(
-    cluster: EtcdCluster, call: Callable[[Client], object]
+    cluster: EtcdCluster, call: Callable[[Client], object], connect: Callable[..., Client]
 ) -> Iterator[tuple[Client, _Call]]:
     """Run `call` on a client whose request is swallowed by the first member's black hole.
 
@@ -76,7 +88,7 @@ def _stuck_in_black_hole(
     Yields the client and the running call; the caller ends it (drop_connections) inside.
     """
     dark = cluster.members[0]
-    with Client([dark.endpoint], timeout=CALL_TIMEOUT) as cli:  # connected once it returns
+    with connect([dark.endpoint], timeout=CALL_TIMEOUT) as cli:  # connected once it returns
         dark.client_proxy.blackhole()
         try:
             discarded = dark.client_proxy.discarded_bytes
@@ -124,11 +136,19 @@ def test_write_is_resent_when_it_never_left(
 
 
 def test_read_in_flight_fails_over_when_its_connection_drops(
-    etcd_cluster: EtcdCluster, observer: Client, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster,
+    observer: Client,
+    etcd_key_prefix: bytes,
+    kind: str,
+    make_client: Callable[..., Client],
 ) -> None:
     """A read whose connection breaks mid-call is re-sent to a live member and succeeds."""
     observer.put(etcd_key_prefix, "v")
-    with _stuck_in_black_hole(etcd_cluster, lambda cli: cli.get(etcd_key_prefix)) as (_, stuck):
+    connect = functools.partial(make_client, kind)
+    with _stuck_in_black_hole(etcd_cluster, lambda cli: cli.get(etcd_key_prefix), connect) as (
+        _,
+        stuck,
+    ):
         etcd_cluster.members[0].client_proxy.drop_connections()
         stuck.thread.join(CALL_TIMEOUT)
     assert stuck.error is None
@@ -187,12 +207,20 @@ WRITES = [
 
 @pytest.mark.parametrize("write", WRITES, ids=[write.name for write in WRITES])
 def test_write_in_flight_is_not_resent_when_its_connection_drops(
-    etcd_cluster: EtcdCluster, observer: Client, etcd_key_prefix: bytes, write: _Write
+    etcd_cluster: EtcdCluster,
+    observer: Client,
+    etcd_key_prefix: bytes,
+    write: _Write,
+    kind: str,
+    make_client: Callable[..., Client],
 ) -> None:
     """A write whose connection breaks mid-call raises UnavailableError and is never re-sent."""
     key, lease_id = etcd_key_prefix, 0x7E57_1000_0000_0000 + len(write.name)
     write.prepare(observer, key, lease_id)
-    with _stuck_in_black_hole(etcd_cluster, lambda cli: write.send(cli, key, lease_id)) as (
+    connect = functools.partial(make_client, kind)
+    with _stuck_in_black_hole(
+        etcd_cluster, lambda cli: write.send(cli, key, lease_id), connect
+    ) as (
         cli,
         stuck,
     ):
@@ -208,10 +236,12 @@ def test_write_in_flight_is_not_resent_when_its_connection_drops(
             observer.revoke(lease_id)
 
 
-def test_set_endpoints_takes_effect_for_the_next_request(etcd_cluster: EtcdCluster) -> None:
+def test_set_endpoints_takes_effect_for_the_next_request(
+    etcd_cluster: EtcdCluster, kind: str, make_client: Callable[..., Client]
+) -> None:
     """After set_endpoints, requests go to the new endpoints only."""
     first, second, third = etcd_cluster.members
-    with Client([first.endpoint], timeout=5) as cli:
+    with make_client(kind, [first.endpoint], timeout=5) as cli:
         assert cli.get("k").header.member_id == first.member_id
         cli.set_endpoints(f"http://{second.endpoint}", third.endpoint)
         assert cli.endpoints == [second.endpoint, third.endpoint]
@@ -273,10 +303,12 @@ def test_set_endpoints_checks_its_arguments(client: Client) -> None:
     client.get("k")
 
 
-def test_require_leader_fails_fast_on_a_member_without_leader(etcd_cluster: EtcdCluster) -> None:
+def test_require_leader_fails_fast_on_a_member_without_leader(
+    etcd_cluster: EtcdCluster, kind: str, make_client: Callable[..., Client]
+) -> None:
     """With require_leader, a call on a member that lost its leader raises NoLeaderError at once."""
     survivor, *stopped = etcd_cluster.members
-    with Client([survivor.endpoint], require_leader=True, timeout=10) as cli:
+    with make_client(kind, [survivor.endpoint], require_leader=True, timeout=10) as cli:
         cli.get("k")
         for member in stopped:
             member.stop()

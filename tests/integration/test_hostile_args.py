@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from etcd_layers import Client, Compare, Op, errors
+from etcd_layers import AsyncClient, Client, Compare, Op, errors
 from etcd_layers.testing import EtcdCluster
 
 Call = Callable[[Client], object]
+CLIENT_KINDS = ("Client", "AsyncClient")  # see conftest.py
 
 HOSTILE: list[tuple[str, Call, type[Exception]]] = [
     ("put empty key", lambda c: c.put("", "v"), errors.EmptyKeyError),
@@ -72,10 +73,12 @@ HOSTILE: list[tuple[str, Call, type[Exception]]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_client(etcd_server: EtcdCluster) -> Iterator[Client]:
-    """One client that every hostile call is thrown at, in turn."""
-    with Client(etcd_server.endpoints) as client:
+@pytest.fixture(scope="module", params=CLIENT_KINDS)
+def shared_client(
+    request: pytest.FixtureRequest, etcd_server: EtcdCluster, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """One client of each kind that every hostile call is thrown at, in turn."""
+    with make_client(request.param, etcd_server.endpoints) as client:
         yield client
 
 
@@ -112,8 +115,11 @@ def test_hostile_argument_raises_typed_error_before_io(
         ({"ca_cert": 5}, TypeError),
     ],
 )
-def test_client_constructor_refuses_bad_arguments(kwargs: dict[str, object], error: type) -> None:
+@pytest.mark.parametrize("client_class", [Client, AsyncClient])
+def test_client_constructor_refuses_bad_arguments(
+    kwargs: dict[str, object], error: type, client_class: type[Client | AsyncClient]
+) -> None:
     """Bad constructor arguments raise before any connection is attempted."""
     kwargs.setdefault("endpoints", ["127.0.0.1:2379"])
     with pytest.raises(error):
-        Client(**kwargs)  # type: ignore[arg-type]  # hostile by design
+        client_class(**kwargs)  # type: ignore[arg-type]  # hostile by design

@@ -10,6 +10,12 @@ from etcd_layers import Client, Compare, Op, SortOrder, SortTarget, errors
 from etcd_layers.base import KV, DeleteResponse, GetResponse, PutResponse, TxnResponse
 
 
+@pytest.fixture
+def etcd_client(both_clients: Client) -> Client:
+    """Every test here runs against the Client and the AsyncClient (behind its sync facade)."""
+    return both_clients
+
+
 def test_client_satisfies_the_protocols(etcd_client: Client) -> None:
     """The Client is a KV, a Watcher and a Lease to isinstance checks."""
     from etcd_layers.base import Lease, Watcher

@@ -7,6 +7,12 @@ import pytest
 from etcd_layers import Client, errors
 
 
+@pytest.fixture
+def etcd_client(both_clients: Client) -> Client:
+    """Every test here runs against the Client and the AsyncClient (behind its sync facade)."""
+    return both_clients
+
+
 def test_grant_time_to_live_and_revoke(etcd_client: Client, etcd_key_prefix: bytes) -> None:
     """A granted lease reports its TTL and keys; revoking it deletes its keys."""
     grant = etcd_client.grant(30)

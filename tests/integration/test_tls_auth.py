@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,14 @@ USER_PASSWORD = "alice-secret"
 USER_PREFIX = b"/alice/"
 TOKEN_TTL = 2  # seconds a simple token lives unused (--auth-token-ttl)
 FAILING_DIAL = 1.0  # dial_timeout where the connection must fail
+
+
+@pytest.fixture(params=("Client", "AsyncClient"))
+def connect(
+    request: pytest.FixtureRequest, make_client: Callable[..., Client]
+) -> Callable[..., Client]:
+    """Connect a client of each kind in turn (the AsyncClient behind its facade, conftest.py)."""
+    return functools.partial(make_client, request.param)
 
 
 # --- TLS -----------------------------------------------------------------------------------
@@ -38,11 +47,11 @@ def _tls_files(server: EtcdServer) -> tuple[str, str, str]:
 
 
 def test_tls_client_with_ca_and_certificate_works(
-    tls_server: EtcdServer, etcd_key_prefix: bytes
+    connect: Callable[..., Client], tls_server: EtcdServer, etcd_key_prefix: bytes
 ) -> None:
     """With the CA and a client certificate, calls and keep-alive streams work over TLS."""
     ca_cert, cert, key = _tls_files(tls_server)
-    with Client(tls_server.endpoints, ca_cert=ca_cert, cert=cert, key=key, timeout=5) as cli:
+    with connect(tls_server.endpoints, ca_cert=ca_cert, cert=cert, key=key, timeout=5) as cli:
         cli.put(etcd_key_prefix, "secure")
         assert cli.get(etcd_key_prefix).kvs[0].value == b"secure"
         lease_id = cli.grant(10).id
@@ -51,28 +60,34 @@ def test_tls_client_with_ca_and_certificate_works(
         cli.revoke(lease_id)
 
 
-def test_tls_https_scheme_and_server_name(tls_server: EtcdServer) -> None:
+def test_tls_https_scheme_and_server_name(
+    connect: Callable[..., Client], tls_server: EtcdServer
+) -> None:
     """An https:// endpoint works, and server_name picks the name checked in the certificate."""
     ca_cert, cert, key = _tls_files(tls_server)
     endpoint = f"https://{tls_server.endpoint}"
-    with Client(endpoint, ca_cert=ca_cert, cert=cert, key=key, server_name="localhost") as cli:
+    with connect(endpoint, ca_cert=ca_cert, cert=cert, key=key, server_name="localhost") as cli:
         assert cli.endpoints == [tls_server.endpoint]
         cli.get("k", timeout=5)
 
 
-def test_tls_without_client_certificate_raises_unavailable(tls_server: EtcdServer) -> None:
+def test_tls_without_client_certificate_raises_unavailable(
+    connect: Callable[..., Client], tls_server: EtcdServer
+) -> None:
     """The server demands a client certificate: without one the constructor raises."""
     ca_cert, _, _ = _tls_files(tls_server)
     with pytest.raises(errors.UnavailableError):
-        Client(tls_server.endpoints, ca_cert=ca_cert, dial_timeout=FAILING_DIAL)
+        connect(tls_server.endpoints, ca_cert=ca_cert, dial_timeout=FAILING_DIAL)
 
 
-def test_tls_with_wrong_ca_raises_unavailable(tls_server: EtcdServer, tmp_path: Path) -> None:
+def test_tls_with_wrong_ca_raises_unavailable(
+    connect: Callable[..., Client], tls_server: EtcdServer, tmp_path: Path
+) -> None:
     """A CA that did not sign the server's certificate fails the handshake: no answer."""
     _, cert, key = _tls_files(tls_server)
     other = generate_tls_files(tmp_path)
     with pytest.raises(errors.UnavailableError):
-        Client(
+        connect(
             tls_server.endpoints,
             ca_cert=other.ca_cert,
             cert=cert,
@@ -81,11 +96,13 @@ def test_tls_with_wrong_ca_raises_unavailable(tls_server: EtcdServer, tmp_path: 
         )
 
 
-def test_tls_with_wrong_server_name_raises_unavailable(tls_server: EtcdServer) -> None:
+def test_tls_with_wrong_server_name_raises_unavailable(
+    connect: Callable[..., Client], tls_server: EtcdServer
+) -> None:
     """A server_name the certificate does not name fails the handshake."""
     ca_cert, cert, key = _tls_files(tls_server)
     with pytest.raises(errors.UnavailableError):
-        Client(
+        connect(
             tls_server.endpoints,
             ca_cert=ca_cert,
             cert=cert,
@@ -95,10 +112,12 @@ def test_tls_with_wrong_server_name_raises_unavailable(tls_server: EtcdServer) -
         )
 
 
-def test_tls_plaintext_client_raises_unavailable(tls_server: EtcdServer) -> None:
+def test_tls_plaintext_client_raises_unavailable(
+    connect: Callable[..., Client], tls_server: EtcdServer
+) -> None:
     """A client without TLS gets no answer from a TLS server."""
     with pytest.raises(errors.UnavailableError):
-        Client(tls_server.endpoints, dial_timeout=FAILING_DIAL)
+        connect(tls_server.endpoints, dial_timeout=FAILING_DIAL)
 
 
 # --- auth ----------------------------------------------------------------------------------
@@ -125,16 +144,16 @@ def auth_server() -> Iterator[EtcdServer]:
 
 
 @pytest.fixture
-def root(auth_server: EtcdServer) -> Iterator[Client]:
+def root(connect: Callable[..., Client], auth_server: EtcdServer) -> Iterator[Client]:
     """A client logged in as root."""
-    with Client(auth_server.endpoints, username="root", password=ROOT_PASSWORD, timeout=5) as cli:
+    with connect(auth_server.endpoints, username="root", password=ROOT_PASSWORD, timeout=5) as cli:
         yield cli
 
 
 @pytest.fixture
-def alice(auth_server: EtcdServer) -> Iterator[Client]:
+def alice(connect: Callable[..., Client], auth_server: EtcdServer) -> Iterator[Client]:
     """A client logged in as the RBAC-limited user."""
-    with Client(auth_server.endpoints, username=USER, password=USER_PASSWORD, timeout=5) as cli:
+    with connect(auth_server.endpoints, username=USER, password=USER_PASSWORD, timeout=5) as cli:
         yield cli
 
 
@@ -155,17 +174,21 @@ def _token_rejected(server: EtcdServer, token: str) -> bool:
     return False
 
 
-def test_auth_wrong_password_raises_from_constructor(auth_server: EtcdServer) -> None:
-    """A wrong password raises AuthFailedError from Client(...) itself."""
+def test_auth_wrong_password_raises_from_constructor(
+    connect: Callable[..., Client], auth_server: EtcdServer
+) -> None:
+    """A wrong password raises AuthFailedError from connect(...) itself."""
     with pytest.raises(errors.AuthFailedError):
-        Client(auth_server.endpoints, username=USER, password="wrong")
+        connect(auth_server.endpoints, username=USER, password="wrong")
 
 
-def test_auth_calls_carry_the_token(auth_server: EtcdServer, alice: Client) -> None:
+def test_auth_calls_carry_the_token(
+    connect: Callable[..., Client], auth_server: EtcdServer, alice: Client
+) -> None:
     """A logged-in client's calls pass the auth check that a client without token fails."""
     alice.put(USER_PREFIX + b"token", "v")
     assert alice.get(USER_PREFIX + b"token").count == 1
-    with Client(auth_server.endpoints) as anonymous, pytest.raises(errors.UserEmptyError):
+    with connect(auth_server.endpoints) as anonymous, pytest.raises(errors.UserEmptyError):
         anonymous.get(USER_PREFIX + b"token", timeout=5)
 
 
@@ -177,9 +200,11 @@ def test_auth_keep_alive_works_for_a_user(alice: Client) -> None:
     alice.revoke(lease_id)
 
 
-def test_auth_credentials_accepted_without_auth(etcd_server: EtcdCluster) -> None:
+def test_auth_credentials_accepted_without_auth(
+    connect: Callable[..., Client], etcd_server: EtcdCluster
+) -> None:
     """A cluster with auth disabled accepts a client given credentials."""
-    with Client(etcd_server.endpoints, username="nobody", password="nothing") as cli:
+    with connect(etcd_server.endpoints, username="nobody", password="nothing") as cli:
         cli.get("k", timeout=5)
 
 
@@ -213,12 +238,14 @@ def test_auth_invalidated_token_is_renewed(root: Client, alice: Client) -> None:
     assert _token(alice) != old
 
 
-def test_auth_changed_password_raises_auth_failed(root: Client, auth_server: EtcdServer) -> None:
+def test_auth_changed_password_raises_auth_failed(
+    connect: Callable[..., Client], root: Client, auth_server: EtcdServer
+) -> None:
     """When the password changed, the client cannot log in again: AuthFailedError."""
     root.user_add("bob", "bob-old")
     root.user_grant_role("bob", USER)
     try:
-        with Client(auth_server.endpoints, username="bob", password="bob-old", timeout=5) as bob:
+        with connect(auth_server.endpoints, username="bob", password="bob-old", timeout=5) as bob:
             bob.get(USER_PREFIX)
             root.user_change_password("bob", "bob-new")
             with pytest.raises(errors.AuthFailedError):

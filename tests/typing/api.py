@@ -151,3 +151,33 @@ def config_usage() -> None:
         cli.get("k")
     with Client.from_config("client.yaml", endpoints=["a:2379"], dial_timeout=2.0) as cli:
         cli.get("k")
+
+
+async def async_usage() -> None:
+    from etcd_layers import AsyncClient
+    from etcd_layers.base import AsyncKV, LeaseGrantResponse, MemberListResponse
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"], timeout=5.0) as cli:
+        put: PutResponse = await cli.put("k", "v", prev_kv=True)
+        got: GetResponse = await cli.get("k", prefix=True, sort_order=SortOrder.ASCEND)
+        deleted: DeleteResponse = await cli.delete("k", prefix=True)
+        txn: TxnResponse = await cli.txn([Compare.value("k") == b"v"], [Op.put("k", "w")])
+        typed: GetResponse = await cli.do(Op.get("k"))
+        await cli.compact(put.header.revision, physical=True)
+        lease: LeaseGrantResponse = await cli.grant(10)
+        await cli.keep_alive_once(lease.id)
+        await cli.time_to_live(lease.id, keys=True)
+        await cli.revoke(lease.id)
+        members: MemberListResponse = await cli.member_list()
+        await cli.status(cli.endpoints[0])
+        await cli.user_add("alice", "secret")
+        await cli.set_endpoints(*cli.endpoints)
+        assert got.count + deleted.deleted + typed.count + len(members.members) >= 0
+        assert txn.succeeded in (True, False)
+        speaker: AsyncKV = cli
+        await speaker.get("k")
+    cli = AsyncClient.from_env()
+    await cli.connect()
+    await cli.close()
+    cli = await AsyncClient.from_config("client.yaml", dial_timeout=2.0).connect()
+    await cli.close()

@@ -3,8 +3,7 @@
 The `grpc.aio` twin of base._connection.Connection, over the same pure cores: the retry rule
 (base/retry.py: `decide`, `Backoff`, `failure`), the endpoint choice (base/_balancer.py) and the
 login steps (base/_login.py). Everything runs on one event loop: no thread, no blocking call.
-Cancelling the task that awaits `call` or `run` cancels the RPC in flight (grpc.aio does so when
-the awaiting task is cancelled) and leaves the connection usable.
+Cancelling the task awaiting `call` or `run` cancels the RPC and leaves the connection usable.
 """
 
 from __future__ import annotations
@@ -231,18 +230,19 @@ class AsyncConnection:
                 f"({self.max_send_size})"
             )
         deadline = self.deadline(timeout)
-        attempt = partial(self._invoke, method=method, data=data, deadline=deadline)
         if address is not None:
+            attempt = partial(self._invoke, method=method, data=data, deadline=deadline)
             return await self.run(attempt, deadline, idempotent=idempotent, address=address)
         endpoint = self._acquire(None)
         generation = self._login.generation
-        try:  # the first attempt, inline
+        try:  # the first attempt, inline: the hot path makes no closure
             return await self._invoke(endpoint, method, data, deadline)
         except EtcdError as error:
             first = _Failure(endpoint, error, generation)
         finally:
             if endpoint.release():
                 await endpoint.channel.close()
+        attempt = partial(self._invoke, method=method, data=data, deadline=deadline)
         return await self._drive(attempt, deadline, idempotent=idempotent, first=first)
 
     async def _invoke(

@@ -20,6 +20,7 @@ deadline, from its `timeout` keyword (checked once the flow checked its own argu
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import (
@@ -220,13 +221,31 @@ async def drive_async(
         flow.close()
 
 
+def _as_method(method: Callable[..., object], flow: Callable[..., object]) -> None:
+    """Give `method` the flow's name and docstring, and its signature as a method's.
+
+    `inspect.signature` then shows `self` and the user's parameters (not the flow's `Flow[X]`
+    return, but X): without `__signature__` it would follow `__wrapped__` to the flow, whose
+    first parameter a bound method would then drop.
+    """
+    functools.update_wrapper(method, flow)
+    signature = inspect.signature(flow)
+    returned = signature.return_annotation
+    if isinstance(returned, str) and returned.startswith("Flow[") and returned.endswith("]"):
+        returned = returned[len("Flow[") : -1]
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]  # read by inspect
+        parameters=[this, *signature.parameters.values()], return_annotation=returned
+    )
+
+
 def sync_call(flow: Callable[P, Flow[R]]) -> Callable[Concatenate[Any, P], R]:
     """Make a Client method of `flow`: same signature and docstring, run over `self._conn`."""
 
     def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return drive_sync(self._conn, flow(*args, **kwargs), kwargs.get("timeout"))
 
-    functools.update_wrapper(method, flow)
+    _as_method(method, flow)
     return method
 
 
@@ -241,5 +260,5 @@ def async_call(
     async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await drive_async(self.connected, flow(*args, **kwargs), kwargs.get("timeout"))
 
-    functools.update_wrapper(method, flow)
+    _as_method(method, flow)
     return method

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 import pytest
@@ -15,10 +16,11 @@ from etcd_layers.testing.cluster import EtcdCluster, EtcdServer
 from etcd_layers.testing.server import EtcdBinaryNotFoundError, find_etcd_binary
 
 if TYPE_CHECKING:
-    from etcd_layers import Client
+    from etcd_layers import AsyncClient, Client
 
 __all__ = [
     "EtcdClusterFactory",
+    "etcd_async_client",
     "etcd_client",
     "etcd_cluster",
     "etcd_cluster_factory",
@@ -118,6 +120,32 @@ def etcd_client(etcd_server: EtcdServer) -> Iterator[Client]:
         yield client
     finally:
         client.close()
+
+
+async def _etcd_async_client(etcd_server: EtcdServer) -> AsyncIterator[AsyncClient]:
+    """An `etcd_layers.AsyncClient` connected to `etcd_server` on the test's loop, closed after."""
+    from etcd_layers import AsyncClient  # noqa: PLC0415  # as etcd_client: no gRPC at load
+
+    client = AsyncClient(endpoints=etcd_server.endpoints, **etcd_server.client_options())
+    try:
+        await client.connect()
+        yield client
+    finally:
+        await client.close()
+
+
+def _needs_pytest_asyncio() -> None:
+    pytest.skip("the etcd_async_client fixture needs pytest-asyncio (in etcd-layers[test])")
+
+
+# pytest-asyncio runs the async fixture on the test's event loop; without it (a suite that
+# never uses asyncio) the fixture skips the test that asks for it.
+if importlib.util.find_spec("pytest_asyncio") is not None:
+    import pytest_asyncio
+
+    etcd_async_client = pytest_asyncio.fixture(_etcd_async_client, name="etcd_async_client")
+else:
+    etcd_async_client = pytest.fixture(_needs_pytest_asyncio, name="etcd_async_client")
 
 
 @pytest.fixture
