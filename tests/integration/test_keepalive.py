@@ -19,6 +19,12 @@ MISSING_LEASE = 0x7E57_0000_0000_0ABC
 
 
 @pytest.fixture
+def etcd_client(both_clients: Client) -> Client:
+    """The tests on it run against the Client and the AsyncClient (behind its sync facade)."""
+    return both_clients
+
+
+@pytest.fixture
 def cluster_client(etcd_cluster: EtcdCluster) -> Iterator[Client]:
     """A client on every member of the module's cluster."""
     with Client(etcd_cluster.endpoints, timeout=10) as cli:

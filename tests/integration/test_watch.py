@@ -27,6 +27,12 @@ USER_PREFIX = b"/watcher/"
 TOKEN_TTL = 2  # seconds a simple token lives unused (--auth-token-ttl)
 
 
+@pytest.fixture
+def etcd_client(both_clients: Client) -> Client:
+    """The tests on it run against the Client and the AsyncClient (behind its sync facade)."""
+    return both_clients
+
+
 @pytest.fixture(scope="module")
 def tuned_server() -> Iterator[EtcdServer]:
     """A server that sends progress notifications every 300 ms and fragments early."""
@@ -352,10 +358,11 @@ def test_watch_cancel_is_idempotent_and_stops_delivery(
     assert list(watch) == []
 
 
-def test_watch_with_block_cancels_on_exit(etcd_client: Client, etcd_key_prefix: bytes) -> None:
+def test_watch_with_block_cancels_on_exit(both_clients: Client, etcd_key_prefix: bytes) -> None:
     """Leaving a `with` block cancels the watch."""
-    with etcd_client.watch(etcd_key_prefix + b"k") as watch:
-        assert isinstance(watch, ClientWatch)
+    with both_clients.watch(etcd_key_prefix + b"k") as watch:
+        if isinstance(both_clients, Client):  # the AsyncClient's comes through the facade
+            assert isinstance(watch, ClientWatch)
     with pytest.raises(errors.CanceledError):
         watch.next(timeout=TIMEOUT)
 
