@@ -290,3 +290,18 @@ async def test_async_keep_alive_moves_with_set_endpoints(
             assert await _next_from_other_member(ka, first.member_id, 3) == second.member_id
             assert await _alive(observer, lease_id)
         await cli.revoke(lease_id)
+
+
+async def test_async_keep_alive_canceled_start_stops_renewing(acli: AsyncClient) -> None:
+    """Cancelling the task awaiting keep_alive() leaves no handle behind; the client works on."""
+    async with AsyncClient(endpoints=acli.endpoints) as cli:
+        lease_id = (await cli.grant(30)).id
+        task = asyncio.ensure_future(cli.keep_alive(lease_id))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cli.keep_alive_stats().handles == 0
+        async with await cli.keep_alive(lease_id) as ka:
+            assert (await ka.next(timeout=1)).id == lease_id
+        await cli.revoke(lease_id)
