@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -45,11 +45,16 @@ def tuned_server() -> Iterator[EtcdServer]:
         yield server
 
 
-@pytest.fixture
-def tuned_client(tuned_server: EtcdServer) -> Iterator[Client]:
-    """A client on `tuned_server`."""
-    with Client(endpoints=tuned_server.endpoints) as cli:
+@pytest.fixture(params=("Client", "AsyncClient"))
+def tuned_client(
+    request: pytest.FixtureRequest, tuned_server: EtcdServer, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """A client of each kind in turn on `tuned_server` (the AsyncClient behind its facade)."""
+    cli = make_client(request.param, endpoints=tuned_server.endpoints)
+    try:
         yield cli
+    finally:
+        cli.close()
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +74,18 @@ def auth_server() -> Iterator[EtcdServer]:
         yield server
 
 
-@pytest.fixture
-def user_client(auth_server: EtcdServer) -> Iterator[Client]:
-    """A client logged in as the user limited to USER_PREFIX."""
-    with Client(auth_server.endpoints, username=USER, password=USER_PASSWORD, timeout=5) as cli:
+@pytest.fixture(params=("Client", "AsyncClient"))
+def user_client(
+    request: pytest.FixtureRequest, auth_server: EtcdServer, make_client: Callable[..., Client]
+) -> Iterator[Client]:
+    """A client of each kind, logged in as the user limited to USER_PREFIX."""
+    cli = make_client(
+        request.param, auth_server.endpoints, username=USER, password=USER_PASSWORD, timeout=5
+    )
+    try:
         yield cli
+    finally:
+        cli.close()
 
 
 def events_of(watch: ClientWatch, count: int) -> list[tuple[EventType, bytes, bytes]]:
