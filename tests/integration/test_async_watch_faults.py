@@ -221,3 +221,21 @@ async def test_async_watch_moves_with_set_endpoints(
             expected = await writer.stop()
             assert await collector.finish(expected) == expected
         assert cli.watch_stats().endpoint == second.endpoint
+
+
+async def test_async_watch_not_confirmed_within_the_default_timeout(
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+) -> None:
+    """With its only member black-holed, watch() raises DeadlineExceededError after the
+    client's default timeout, and the client works again once the member answers."""
+    member = etcd_cluster.members[0]
+    async with AsyncClient(endpoints=[member.endpoint], timeout=1.0) as cli:
+        member.client_proxy.blackhole()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(errors.DeadlineExceededError, match="within 1s"):
+            await cli.watch(etcd_key_prefix)
+        assert asyncio.get_running_loop().time() - started < 3.0
+        member.client_proxy.unblackhole()
+        async with cli.watch(etcd_key_prefix, prefix=True, timeout=RECOVERY) as watch:
+            await cli.put(etcd_key_prefix + b"k", "v", timeout=RECOVERY)
+            assert len((await watch.next(timeout=RECOVERY)).events) == 1

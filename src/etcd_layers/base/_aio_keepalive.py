@@ -182,6 +182,8 @@ class AsyncRenewer:
                     try:
                         if await self._run_stream(endpoint):
                             backoff.reset()
+                    except ClosedError:
+                        return
                     finally:
                         if endpoint.release():
                             await endpoint.channel.close()

@@ -146,8 +146,9 @@ class AsyncWatchStream:
         if watch._ended:
             raise watch._failure or ClosedError("the client is closed")
         self.cancel(watch)  # an answer in flight is canceled
-        if deadline.bounded:
-            raise DeadlineExceededError(f"the watch was not confirmed within {timeout:g}s")
+        if deadline.bounded:  # `timeout`, or the client's default
+            limit = conn.default_timeout if timeout is None else timeout
+            raise DeadlineExceededError(f"the watch was not confirmed within {limit:g}s")
         raise UnavailableError(
             f"the watch was not confirmed within dial_timeout ({conn.dial_timeout:g}s)"
             f": no endpoint of {conn.addresses} answered"
