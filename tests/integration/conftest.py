@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Final, TypeVar, cast
 
 import pytest
@@ -20,11 +20,6 @@ from etcd_layers.testing import EtcdServer
 
 T = TypeVar("T")
 
-# Client methods whose asyncio forms come in later phases of issue 14: a test that reaches
-# one through the facade is skipped, not failed.
-NOT_YET_ASYNC: Final = frozenset(
-    {"watch", "request_progress", "keep_alive", "snapshot", "watch_stats", "keep_alive_stats"}
-)
 CLIENT_KINDS: Final = ("Client", "AsyncClient")
 
 
@@ -61,14 +56,19 @@ class AsyncClientFacade:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def __getattr__(self, name: str) -> Any:
-        if name in NOT_YET_ASYNC:
-            pytest.skip(f"AsyncClient.{name} comes in a later phase of issue 14")
         value = getattr(self.client, name)
+        if name == "watch":  # checks its arguments at once; awaiting it starts the watch
+
+            def start(*args: Any, **kwargs: Any) -> SyncStreamFacade:
+                return SyncStreamFacade(self, self.run(_awaited(value(*args, **kwargs))))
+
+            return start
         if not inspect.iscoroutinefunction(value):
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self.run(value(*args, **kwargs))
+            result = self.run(value(*args, **kwargs))
+            return SyncStreamFacade(self, result) if name == "keep_alive" else result
 
         return call
 
@@ -96,6 +96,46 @@ class AsyncClientFacade:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class SyncStreamFacade:
+    """A sync facade over an AsyncClient's watch or keep-alive, driven on the facade's loop.
+
+    Iteration, `next()` and `cancel()` run on the loop, so another thread may cancel a
+    blocked reader as with the sync handles; other attributes are the handle's.
+    """
+
+    def __init__(self, facade: AsyncClientFacade, handle: Any) -> None:
+        self._facade = facade
+        self._handle = handle
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._facade.run(_awaited(self._handle.__anext__()))
+            except StopAsyncIteration:
+                return
+
+    def next(self, timeout: float | None = None) -> Any:
+        """The handle's next(), awaited on the loop."""
+        return self._facade.run(self._handle.next(timeout))
+
+    def cancel(self) -> None:
+        """The handle's cancel(), awaited on the loop."""
+        self._facade.run(self._handle.cancel())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __enter__(self) -> SyncStreamFacade:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
 
 
 def client_of_kind(kind: str, *args: Any, **kwargs: Any) -> Client:

@@ -44,12 +44,11 @@ async def test_async_client_fixture_is_connected(
     assert response.kvs[0].value == b"v"
 
 
-async def test_async_client_speaks_async_kv(etcd_async_client: AsyncClient) -> None:
-    """The AsyncClient is an AsyncKV; AsyncWatcher and AsyncLease need the later streams."""
+async def test_async_client_speaks_every_async_protocol(etcd_async_client: AsyncClient) -> None:
+    """The AsyncClient is an AsyncKV, an AsyncWatcher and an AsyncLease."""
     assert isinstance(etcd_async_client, AsyncKV)
-    # watch and keep_alive come in phase 2 of issue 14: until then these do not hold.
-    assert not isinstance(etcd_async_client, AsyncWatcher)
-    assert not isinstance(etcd_async_client, AsyncLease)
+    assert isinstance(etcd_async_client, AsyncWatcher)
+    assert isinstance(etcd_async_client, AsyncLease)
 
 
 async def test_async_client_async_with_connects_and_closes(

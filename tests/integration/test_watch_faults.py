@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -15,6 +16,14 @@ from etcd_layers.testing import EtcdCluster, Member, wait_until
 TIMEOUT = 10.0
 WRITER_LIMIT = 5000  # puts at most, whatever happens
 RECOVERY = 20.0  # seconds a watch may take to deliver everything after a fault
+
+
+@pytest.fixture(params=("Client", "AsyncClient"))
+def connect(
+    request: pytest.FixtureRequest, make_client: Callable[..., Client]
+) -> Callable[..., Client]:
+    """Connect the watching client of each kind in turn (the AsyncClient behind its facade)."""
+    return functools.partial(make_client, request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -132,10 +141,10 @@ def member_at(cluster: EtcdCluster, endpoint: str) -> Member:
 
 
 def test_watch_survives_dropped_connections_exactly_once(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """Dropping every client connection three times mid-stream loses and repeats nothing."""
-    with Client(endpoints=etcd_cluster.endpoints) as cli:
+    with connect(endpoints=etcd_cluster.endpoints) as cli:
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             for _ in range(3):
@@ -150,12 +159,12 @@ def test_watch_survives_dropped_connections_exactly_once(
 
 
 def test_watch_resumes_after_its_member_restarts(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """A watch on a single member resumes after the member is killed and restarted."""
     member = follower_of(etcd_cluster)
     others = [m for m in etcd_cluster.members if m is not member]
-    with Client(endpoints=[member.endpoint]) as cli:
+    with connect(endpoints=[member.endpoint]) as cli:
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(others, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
@@ -169,14 +178,14 @@ def test_watch_resumes_after_its_member_restarts(
 
 
 def test_watch_that_saw_nothing_resumes_from_its_creation(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """A watch broken before any event still gets a write made while it was down."""
     member = follower_of(etcd_cluster)
     others = [m for m in etcd_cluster.members if m is not member]
     key = etcd_key_prefix + b"k"
     with (
-        Client(endpoints=[member.endpoint]) as cli,
+        connect(endpoints=[member.endpoint]) as cli,
         Client(endpoints=[m.direct_endpoint for m in others]) as writer,
     ):
         watch = cli.watch(key)
@@ -193,10 +202,10 @@ def test_watch_that_saw_nothing_resumes_from_its_creation(
 
 
 def test_watch_fails_over_when_its_member_dies(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """Killing the member a watch streams from moves it to another endpoint, losing nothing."""
-    with Client(endpoints=etcd_cluster.endpoints) as cli:
+    with connect(endpoints=etcd_cluster.endpoints) as cli:
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
@@ -209,10 +218,10 @@ def test_watch_fails_over_when_its_member_dies(
 
 
 def test_watch_notices_a_black_holed_member_within_seconds(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """A member that goes silent (black hole) is left within seconds, under continuous writes."""
-    with Client(endpoints=etcd_cluster.endpoints) as cli:
+    with connect(endpoints=etcd_cluster.endpoints) as cli:
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
@@ -235,10 +244,12 @@ def test_watch_notices_a_black_holed_member_within_seconds(
             assert cli.watch_stats().probes >= 1
 
 
-def test_watch_moves_with_set_endpoints(etcd_cluster: EtcdCluster, etcd_key_prefix: bytes) -> None:
+def test_watch_moves_with_set_endpoints(
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
+) -> None:
     """set_endpoints moves a running watch to the new endpoints without loss."""
     first, second, _ = etcd_cluster.members
-    with Client(endpoints=[first.endpoint]) as cli:
+    with connect(endpoints=[first.endpoint]) as cli:
         collector = Collector(cli.watch(etcd_key_prefix, prefix=True))
         with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
             writer.wait_for_more(30)
@@ -251,11 +262,11 @@ def test_watch_moves_with_set_endpoints(etcd_cluster: EtcdCluster, etcd_key_pref
 
 
 def test_watch_require_leader_raises_no_leader_error(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """With require_leader, a watch on a member that lost its leader ends with NoLeaderError."""
     member = follower_of(etcd_cluster)
-    with Client(endpoints=[member.endpoint], require_leader=True) as cli:
+    with connect(endpoints=[member.endpoint], require_leader=True) as cli:
         watch = cli.watch(etcd_key_prefix + b"k")
         etcd_cluster.isolate(member)
         with pytest.raises(errors.NoLeaderError):
@@ -265,11 +276,11 @@ def test_watch_require_leader_raises_no_leader_error(
 
 
 def test_watch_not_confirmed_in_time_raises_deadline_exceeded(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """watch() on a silent endpoint raises DeadlineExceededError after its timeout."""
     member = etcd_cluster.members[0]
-    with Client(endpoints=[member.endpoint]) as cli:
+    with connect(endpoints=[member.endpoint]) as cli:
         member.client_proxy.blackhole()
         started = time.monotonic()
         with pytest.raises(errors.DeadlineExceededError):
@@ -283,11 +294,11 @@ def test_watch_not_confirmed_in_time_raises_deadline_exceeded(
 
 
 def test_watch_without_deadline_gives_up_after_dial_timeout(
-    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, connect: Callable[..., Client]
 ) -> None:
     """With no deadline and no endpoint answering, watch() raises UnavailableError."""
     member = etcd_cluster.members[0]
-    with Client(endpoints=[member.endpoint], dial_timeout=1.0) as cli:
+    with connect(endpoints=[member.endpoint], dial_timeout=1.0) as cli:
         member.client_proxy.blackhole()
         started = time.monotonic()
         with pytest.raises(errors.UnavailableError):

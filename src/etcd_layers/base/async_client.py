@@ -19,6 +19,9 @@ from etcd_layers.base import _convert, _lease, _methods
 from etcd_layers.base._admin_core import endpoints_from_members
 from etcd_layers.base._aio_calls import AsyncCallsMixin
 from etcd_layers.base._aio_connection import AsyncConnection, AsyncEndpoint
+from etcd_layers.base._aio_keepalive import AsyncKeepAliveMixin
+from etcd_layers.base._aio_snapshot import AsyncSnapshotMixin
+from etcd_layers.base._aio_watcher import AsyncWatchMixin
 from etcd_layers.base._auto_sync import AUTO_SYNC_TIMEOUT
 from etcd_layers.base._endpoint import serialize
 from etcd_layers.base._proto import rpc_pb2
@@ -51,7 +54,7 @@ logger = logging.getLogger(__name__)
 _KV_OPS = (GetOp, PutOp, DeleteOp, TxnOp)
 
 
-class AsyncClient(AsyncCallsMixin):
+class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSnapshotMixin):
     """A connection to an etcd v3 cluster for asyncio; speaks AsyncKV and the unary AsyncLease.
 
     `AsyncClient(...)` takes Client's keywords and checks them without I/O (it reads the
