@@ -670,3 +670,36 @@ def test_next_backoff_doubles_within_bounds(backoff: float) -> None:
     wait = next_backoff(backoff)
     assert 2 * _watch_recovery.BACKOFF <= wait <= _watch_recovery.MAX_BACKOFF
     assert wait == min(max(backoff, _watch_recovery.BACKOFF) * 2, _watch_recovery.MAX_BACKOFF)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "default_timeout", "expected"),
+    [
+        (2.0, None, "within 2s"),
+        (None, 5.0, "within 5s"),  # the client's default: a TypeError from {None:g} before
+        (0.5, 5.0, "within 0.5s"),
+    ],
+)
+def test_unconfirmed_watch_with_a_deadline_names_the_limit(
+    timeout: float | None, default_timeout: float | None, expected: str
+) -> None:
+    """A watch not confirmed by its deadline raises DeadlineExceededError naming the limit."""
+    error = _watch_recovery.unconfirmed(
+        bounded=True,
+        timeout=timeout,
+        default_timeout=default_timeout,
+        dial_timeout=5.0,
+        addresses=["a:1"],
+    )
+    assert isinstance(error, errors.DeadlineExceededError)
+    assert expected in str(error)
+
+
+def test_unconfirmed_watch_without_a_deadline_is_unavailable() -> None:
+    """With no deadline the wait was dial_timeout's, and the error names the endpoints."""
+    error = _watch_recovery.unconfirmed(
+        bounded=False, timeout=None, default_timeout=None, dial_timeout=3.0, addresses=["a:1"]
+    )
+    assert type(error) is errors.UnavailableError
+    assert "dial_timeout (3s)" in str(error)
+    assert "['a:1']" in str(error)

@@ -42,6 +42,7 @@ from etcd_layers.base._watch_recovery import (
     After,
     after_stream,
     next_backoff,
+    unconfirmed,
 )
 from etcd_layers.base._watch_state import WatchEntry
 from etcd_layers.base.deadline import Deadline
@@ -49,7 +50,6 @@ from etcd_layers.base.watch_actions import Action, Confirm, Deliver, End, Send, 
 from etcd_layers.base.watch_mux import WatchMux
 from etcd_layers.errors import (
     ClosedError,
-    DeadlineExceededError,
     EtcdError,
     UnavailableError,
     from_rpc_error,
@@ -158,11 +158,12 @@ class _WatchStream:
             if watch._ended:
                 raise watch._failure or ClosedError("the client is closed")
             self._apply(self._mux.cancel(watch._entry))  # an answer in flight is canceled
-        if deadline.bounded:
-            raise DeadlineExceededError(f"the watch was not confirmed within {timeout:g}s")
-        raise UnavailableError(
-            f"the watch was not confirmed within dial_timeout ({conn.dial_timeout:g}s)"
-            f": no endpoint of {conn.addresses} answered"
+        raise unconfirmed(
+            bounded=deadline.bounded,
+            timeout=timeout,
+            default_timeout=conn.default_timeout,
+            dial_timeout=conn.dial_timeout,
+            addresses=conn.addresses,
         )
 
     def cancel(self, watch: ClientWatch) -> None:

@@ -7,7 +7,7 @@ from typing import Final
 
 from etcd_layers.base._watch_state import is_auth_refusal
 from etcd_layers.base.retry import MAX_STREAM_BACKOFF, RETRY_BACKOFF, doubled
-from etcd_layers.errors import EtcdError, NoLeaderError
+from etcd_layers.errors import DeadlineExceededError, EtcdError, NoLeaderError, UnavailableError
 
 # The watch's reconnect back-off is the retry rule's (base.retry): the wait before the next
 # stream doubles from BACKOFF up to MAX_BACKOFF after each stream that failed before answering.
@@ -69,3 +69,29 @@ def after_stream(
     if is_auth_refusal(error) and has_credentials:
         return After.REAUTH
     return After.FAIL
+
+
+def unconfirmed(
+    *,
+    bounded: bool,
+    timeout: float | None,
+    default_timeout: float | None,
+    dial_timeout: float,
+    addresses: list[str],
+) -> EtcdError:
+    """Return the error of a watch the server did not confirm in time.
+
+    Args:
+        bounded: the call had a deadline: `timeout`, or else the client's `default_timeout`.
+        timeout: the call's own timeout (None: the client's default applied, if any).
+        default_timeout: the client's default timeout.
+        dial_timeout: the wait for a stream when the call had no deadline.
+        addresses: the client's endpoints, named in the error.
+    """
+    if bounded:
+        limit = default_timeout if timeout is None else timeout
+        return DeadlineExceededError(f"the watch was not confirmed within {limit:g}s")
+    return UnavailableError(
+        f"the watch was not confirmed within dial_timeout ({dial_timeout:g}s)"
+        f": no endpoint of {addresses} answered"
+    )
