@@ -188,3 +188,30 @@ async def test_async_election_through_a_namespace(
         first = await observation.next(timeout=WAIT)
         assert first.kvs[0].key == namespaced.key
         await observation.cancel()
+
+
+async def test_async_leader_failure_elects_the_sync_candidate_and_observe_sees_it(
+    etcd_async_client: AsyncClient, etcd_client: Client, etcd_key_prefix: bytes
+) -> None:
+    """An async leader whose lease is revoked loses; the waiting sync candidate leads."""
+    acli = etcd_async_client
+    name = etcd_key_prefix + b"election"
+    doomed_session = await AsyncSession(acli, ttl=REVOKED_TTL)
+    await AsyncElection(doomed_session, name).campaign("doomed", timeout=WAIT)
+    async with AsyncSession(acli, ttl=LONG_TTL) as watcher:
+        observed: list[bytes] = []
+        async with AsyncElection(watcher, name).observe() as observation:
+            observer = asyncio.ensure_future(collect(observation, observed, b"next"))
+            session = await asyncio.to_thread(Session, etcd_client, ttl=LONG_TTL)
+            successor = Election(session, name)
+            campaign = asyncio.ensure_future(
+                asyncio.to_thread(successor.campaign, b"next", timeout=WAIT)
+            )
+            await queued_more(acli, name, 1)
+            await acli.revoke(doomed_session.lease_id)
+            await asyncio.wait_for(campaign, 5)
+            await asyncio.wait_for(observer, WAIT)
+        await asyncio.wait_for(doomed_session.done.wait(), 5)
+        await asyncio.to_thread(session.close)
+    assert observed == [b"doomed", b"next"]
+    await doomed_session.close()

@@ -19,6 +19,8 @@ from etcd_layers.concurrency import (
     Session,
     SessionExpiredError,
 )
+from etcd_layers.testing import EtcdServer
+from etcd_layers.testing.plugin import EtcdClusterFactory
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,6 +92,37 @@ async def test_async_session_done_fires_on_revoke(etcd_async_client: AsyncClient
     session.on_done(lambda: late.append("ran"))  # already done: runs here, at once
     assert late == ["ran"]
     await session.close()  # the lease is gone already: nothing is raised
+
+
+async def test_async_session_done_fires_when_the_client_closes(etcd_server: EtcdServer) -> None:
+    """Closing the client ends the keep-alive, so the session is done."""
+    client = await AsyncClient(
+        endpoints=etcd_server.endpoints, **etcd_server.client_options()
+    ).connect()
+    session = await AsyncSession(client, ttl=30)
+    await client.close()
+    await asyncio.wait_for(session.done.wait(), 5)
+    await session.close(timeout=1)  # the client is closed: best effort, nothing raised
+
+
+async def test_async_session_done_fires_on_expiry(
+    etcd_cluster_factory: EtcdClusterFactory,
+) -> None:
+    """A session cut off from the server sees its lease expire within about the TTL."""
+    server = etcd_cluster_factory(1)  # its own server: the black hole must not hit other tests
+    (member,) = server.members
+    async with AsyncClient(endpoints=server.endpoints, **server.client_options()) as client:
+        session = await AsyncSession(client, ttl=TTL)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        member.client_proxy.blackhole()
+        try:
+            await asyncio.wait_for(session.done.wait(), TTL + 5)
+        finally:
+            member.client_proxy.unblackhole()
+        assert loop.time() - started < TTL + 4
+        assert isinstance(session.error, errors.LeaseNotFoundError)
+        await session.close(timeout=1)
 
 
 async def test_async_session_adopts_an_existing_lease(etcd_async_client: AsyncClient) -> None:
