@@ -206,3 +206,28 @@ async def async_layer_usage() -> None:
         assert got.count + typed.count >= 0
         policy = ordering.switch_endpoints(acli)
         assert callable(policy)
+
+
+async def async_concurrency_usage() -> None:
+    from etcd_layers import AsyncClient
+    from etcd_layers.concurrency import AsyncElection, AsyncMutex, AsyncSession
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"]) as acli:
+        async with AsyncSession(acli, ttl=10) as session:
+            assert not session.done.is_set()
+            async with AsyncMutex(session, "locks/x"):
+                pass
+            mutex = AsyncMutex(session, "locks/y")
+            await mutex.lock(timeout=5.0)
+            if await mutex.try_lock():
+                await mutex.unlock()
+            election = AsyncElection(session, "elections/x")
+            await election.campaign("v", timeout=5.0)
+            await election.proclaim("w")
+            assert (await election.leader()).value
+            async for change in election.observe():
+                assert change.kvs[0].value
+                break
+            await election.resign()
+        ns_session = await AsyncSession(namespace.wrap(acli, "/tenant-a/"), ttl=5)
+        await ns_session.close()

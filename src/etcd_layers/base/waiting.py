@@ -3,7 +3,7 @@
 Mutex and Election wait for the key ahead of theirs to go, and a leasing writer waits for an
 owner to let go of its leasing key; all three call `wait_deleted`. The decisions (where the
 watch starts, which responses end the wait) are `delete_watch_start` and `has_delete`, pure,
-so an asyncio twin of `wait_deleted` shares them.
+so the asyncio twin of `wait_deleted` (base.async_waiting) shares them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ def has_delete(response: WatchResponse) -> bool:
     return any(event.type == EventType.DELETE for event in response.events)
 
 
+def watch_slice(left: float | None) -> float:
+    """Return how long one wait on a watch may ask for, with `left` seconds to go (None: for ever).
+
+    A watch's `next(None)` would stop at the client's default timeout, so an unbounded wait
+    asks again after each slice instead.
+    """
+    return WAIT_SLICE if left is None else left
+
+
 def next_response(watch: Watch, deadline: Deadline) -> WatchResponse:
     """Return the next response of `watch`, waiting until `deadline` (unbounded: for ever).
 
@@ -47,9 +56,7 @@ def next_response(watch: Watch, deadline: Deadline) -> WatchResponse:
     while True:
         left = deadline.remaining()
         try:
-            # Watch.next(None) would stop at the client's default timeout, so an unbounded
-            # wait asks again after each slice instead.
-            return watch.next(timeout=WAIT_SLICE if left is None else left)
+            return watch.next(timeout=watch_slice(left))
         except DeadlineExceededError:
             raise
         except TimeoutError as err:  # the builtin: this slice, or the whole deadline, passed

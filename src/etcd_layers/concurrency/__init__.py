@@ -18,10 +18,17 @@ True
 
 A session that must not outlive its lease's end reacts to it without polling:
 `session.done.wait()`, or `session.on_done(callback)`.
+
+AsyncSession, AsyncMutex and AsyncElection are their asyncio forms, on an AsyncClient (or an
+async layer), with the same keys and queue, so sync and async processes share one lock or
+election: `async with AsyncSession(acli, ttl=10) as s: async with AsyncMutex(s, "locks/x"): ...`.
 """
 
 from __future__ import annotations
 
+from etcd_layers.concurrency.async_election import AsyncElection, AsyncObservation
+from etcd_layers.concurrency.async_mutex import AsyncMutex
+from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
 from etcd_layers.concurrency.election import (
     Election,
     ElectionNotLeaderError,
@@ -38,6 +45,11 @@ from etcd_layers.concurrency.session import (
 
 __all__ = [
     "DEFAULT_TTL",
+    "AsyncElection",
+    "AsyncMutex",
+    "AsyncObservation",
+    "AsyncSession",
+    "AsyncSessionClient",
     "Election",
     "ElectionNotLeaderError",
     "LockNotHeldError",

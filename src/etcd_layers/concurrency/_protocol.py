@@ -106,6 +106,19 @@ class Queued:
         return self.holder is None or self.holder.create_revision == self.revision
 
 
+def needs_value(queued: Queued, value: bytes) -> bool:
+    """Whether a candidacy found queued already must take `value` before it waits.
+
+    As Go's `Campaign`: an existing key with another value gets the new one.
+    """
+    return not queued.created and queued.value != value
+
+
+def holds_first(response: GetResponse, key: bytes) -> bool:
+    """Whether `key` is the oldest contender in the answer to `first_created` (Go's IsOwner)."""
+    return bool(response.kvs) and response.kvs[0].key == key
+
+
 def _get_response(response: Response) -> GetResponse:
     if not isinstance(response, GetResponse):
         raise TypeError(f"expected a GetResponse in the txn answer, got {type(response).__name__}")

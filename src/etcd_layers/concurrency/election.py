@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -14,15 +13,15 @@ from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.protocols import Watch
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
 from etcd_layers.base.waiting import next_response
+from etcd_layers.concurrency._observe import LeaderFollower, WatchFrom
 from etcd_layers.concurrency._protocol import (
     contenders_prefix,
     enqueue,
     first_created,
-    first_put,
     guarded_delete,
     guarded_put,
-    leader_updates,
     lease_key,
+    needs_value,
     read_enqueue,
 )
 from etcd_layers.concurrency.mutex import wait_for_turn, withdraw
@@ -133,7 +132,7 @@ class Election:
         )
         confirmed = queued.header
         try:
-            if not queued.created and queued.value != raw:
+            if needs_value(queued, raw):
                 # As Go's Campaign: an existing candidacy takes the new value before waiting.
                 confirmed = self._set_value(queued.revision, raw, deadline)
             if not queued.holds:
@@ -235,13 +234,10 @@ class Observation:
 
     def __init__(self, client: SessionClient, contenders: bytes) -> None:
         self._client = client
-        self._contenders = contenders
-        self._pending: deque[GetResponse] = deque()
+        self._follower = LeaderFollower(contenders)
         self._lock = threading.Lock()  # guards _watch and _canceled against cancel()
         self._watch: Watch | None = None
-        self._leader_key: bytes | None = None  # None: waiting for any first put on the prefix
         self._canceled = False
-        self._last: tuple[bytes, int] | None = None  # (key, mod_revision) queued last
 
     def next(self, timeout: float | None = None) -> GetResponse:
         """Return the next change.
@@ -255,13 +251,15 @@ class Observation:
             CanceledError: the observation was canceled or the client closed.
         """
         deadline = Deadline(check_timeout(timeout))
+        follower = self._follower
         while True:
             self._check_open()
-            if self._pending:
-                return self._pending.popleft()
+            if follower.pending:
+                return follower.pending.popleft()
             watch = self._watch
             if watch is None:
-                self._start(deadline)
+                read = self._client.do(follower.read(), timeout=deadline.remaining())
+                self._start(follower.on_read(read), deadline)
                 continue
             try:
                 response = next_response(watch, deadline)
@@ -271,56 +269,22 @@ class Observation:
             except CanceledError:
                 self._stop_watch()
                 raise
-            if self._leader_key is None:
-                first = first_put(response)
-                if first is not None:
-                    self._stop_watch()
-                    self._follow(first, deadline)
-            else:
-                updates, deleted = leader_updates(response)
-                for update in updates:
-                    self._queue(update)
-                if deleted:
-                    self._stop_watch()
+            stop, then = follower.on_watch(response)
+            if stop:
+                self._stop_watch()
+            if then is not None:
+                self._start(then, deadline)
 
-    def _queue(self, change: GetResponse) -> None:
-        """Queue a change unless it is the one queued last (read again after a compaction)."""
-        kv = change.kvs[0]
-        seen = (kv.key, kv.mod_revision)
-        if seen != self._last:
-            self._last = seen
-            self._pending.append(change)
-
-    def _start(self, deadline: Deadline) -> None:
-        """Read the leader; queue it and follow its key, or watch the prefix for a first one."""
-        self._check_open()
-        response = self._client.do(first_created(self._contenders), timeout=deadline.remaining())
-        if response.kvs:
-            self._follow(GetResponse(response.header, [response.kvs[0]], count=1), deadline)
-            return
-        # No leader: wait for the first put on the prefix after the read (Go starts at the
-        # read's revision itself, which etcd serves only after its next 100 ms sync pass).
+    def _start(self, start: WatchFrom, deadline: Deadline) -> None:
         watch = self._client.watch(
-            self._contenders,
-            prefix=True,
-            start_revision=response.header.revision + 1,
+            start.key,
+            prefix=start.prefix,
+            start_revision=start.start_revision,
             timeout=deadline.remaining(),
         )
-        self._adopt(watch, None)
-
-    def _follow(self, leader: GetResponse, deadline: Deadline) -> None:
-        """Queue `leader` and watch its key for new values and its delete."""
-        self._queue(leader)
-        key = leader.kvs[0].key
-        watch = self._client.watch(
-            key, start_revision=leader.header.revision + 1, timeout=deadline.remaining()
-        )
-        self._adopt(watch, key)
-
-    def _adopt(self, watch: Watch, leader_key: bytes | None) -> None:
         with self._lock:
             if not self._canceled:
-                self._watch, self._leader_key = watch, leader_key
+                self._watch = watch
                 return
         watch.cancel()  # cancel() came while the watch was being set up
         raise CanceledError("the observation was canceled")

@@ -21,6 +21,7 @@ from etcd_layers.concurrency._protocol import (
     enqueue,
     first_created,
     guarded_delete,
+    holds_first,
     lease_key,
     read_enqueue,
     wait_turn,
@@ -179,7 +180,7 @@ class Mutex:
         response = self._session.client.do(
             first_created(self._contenders), timeout=check_timeout(timeout)
         )
-        return bool(response.kvs) and response.kvs[0].key == self._key
+        return holds_first(response, self._key)
 
     def owner_compare(self) -> Compare:
         """Return a txn comparison that holds only while this Mutex holds the lock.
