@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 import grpc.aio
@@ -235,8 +235,13 @@ class AsyncConnection:
             return await self.run(attempt, deadline, idempotent=idempotent, address=address)
         endpoint = self._acquire(None)
         generation = self._login.generation
-        try:  # the first attempt, inline: the hot path makes no closure
-            return await self._invoke(endpoint, method, data, deadline)
+        try:  # the first attempt, inline: the hot path makes no closure and no coroutine
+            try:
+                return await endpoint.callable(method)(
+                    data, timeout=deadline.remaining(), metadata=self._login.metadata
+                )
+            except (grpc.RpcError, grpc.aio.UsageError) as err:
+                self._attempt_failed(endpoint, err)
         except EtcdError as error:
             first = _Failure(endpoint, error, generation)
         finally:
@@ -253,11 +258,15 @@ class AsyncConnection:
             return await endpoint.callable(method)(
                 data, timeout=deadline.remaining(), metadata=self._login.metadata
             )
-        except grpc.RpcError as err:
+        except (grpc.RpcError, grpc.aio.UsageError) as err:
+            self._attempt_failed(endpoint, err)
+
+    def _attempt_failed(self, endpoint: AsyncEndpoint, err: Exception) -> NoReturn:
+        """Raise the EtcdError for an attempt on `endpoint` that gRPC failed with `err`."""
+        if isinstance(err, grpc.RpcError):
             raise from_rpc_error(err) from err
-        except grpc.aio.UsageError as err:  # the channel was closed under us
-            self.check_open()
-            raise UnavailableError(f"endpoint {endpoint.address} was closed") from err
+        self.check_open()  # a grpc.aio.UsageError: the channel was closed under us
+        raise UnavailableError(f"endpoint {endpoint.address} was closed") from err
 
     async def run(
         self,

@@ -8,8 +8,9 @@ close say so (`release`, `retire` return True) and the caller awaits `close()`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 import grpc.aio
@@ -21,6 +22,14 @@ from etcd_layers.errors import UnavailableError
 __all__ = ["AsyncEndpoint", "new_async_channel", "wait_any_ready"]
 
 ResponseT = TypeVar("ResponseT")
+
+# grpcio >= 1.62 sends a method registered in advance on a faster path (its generated stubs
+# ask for it the same way); older grpcio has no such keyword.
+_REGISTERED: Final[dict[str, Any]] = (
+    {"_registered_method": True}
+    if "_registered_method" in inspect.signature(grpc.aio.Channel.unary_unary).parameters
+    else {}
+)
 
 
 def new_async_channel(
@@ -86,6 +95,7 @@ class AsyncEndpoint:
                 method.path,
                 request_serializer=None,  # callers pass serialized bytes
                 response_deserializer=method.parse,
+                **_REGISTERED,
             )
             self._callables[method.path] = found
         return found  # type: ignore[return-value]  # keyed by path, whose parser fixes ResponseT
