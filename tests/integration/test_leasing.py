@@ -865,7 +865,7 @@ def test_leasing_owner_never_answers_from_memory_while_its_write_is_in_flight(
     a read through the owner that starts after that must not answer the old value.
     """
     below = HeldAnswers(Client(endpoints=etcd_server.endpoints, timeout=TIMEOUT))
-    owner = leasing.wrap(below, lease_prefix, timeout=TIMEOUT)  # type: ignore[arg-type]  # proxied
+    owner = leasing.wrap(below, lease_prefix, timeout=TIMEOUT)  # type: ignore[call-overload]  # proxied
     try:
         etcd_client.put(p("k"), "old")
         owner.get(p("k"))
@@ -970,7 +970,7 @@ def test_leasing_wrap_checks_arguments_before_any_io(etcd_client: Client) -> Non
     with pytest.raises(ValueError, match="prefix"):
         leasing.wrap(etcd_client, "")
     with pytest.raises(TypeError):
-        leasing.wrap(etcd_client, "p/", ttl="60")  # type: ignore[arg-type]  # refused on purpose
+        leasing.wrap(etcd_client, "p/", ttl="60")  # type: ignore[call-overload]  # refused on purpose
     assert len(etcd_client.leases().leases) == leases_before
 
 

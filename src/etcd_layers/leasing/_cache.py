@@ -333,6 +333,11 @@ class LeaseCache:
                 self._wakeup.wait(timeout)
             return self._releases.pop()
 
+    def take_release(self) -> Release | None:
+        """Return the next leasing key to give back, never waiting (for an asyncio shell)."""
+        with self._lock:
+            return self._releases.pop()
+
     def retry_release(self, release: Release) -> None:
         """Queue a release again after a failed attempt."""
         with self._wakeup:
