@@ -288,6 +288,50 @@ async def test_async_writer_with_a_deadline_gives_up_on_an_owner_that_never_lets
         etcd_client.revoke(stuck)
 
 
+async def test_cancelling_a_write_blocked_on_an_owner_leaves_the_client_usable(
+    make: Made, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
+) -> None:
+    """The task waiting for an owner to let go is cancelled; nothing is written, no key held."""
+    kv = await make.aio()
+    stuck = etcd_client.grant(60).id
+    etcd_client.put(lease_prefix + p("k"), "", lease=stuck)
+    task = asyncio.create_task(kv.put(p("k"), "v"))
+    await eventually(lambda: etcd_client.get(lease_prefix + p("k")).kvs[0].value == leasing.REVOKE)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert etcd_client.get(p("k")).kvs == []
+    etcd_client.revoke(stuck)  # the foreign owner goes
+    await kv.put(p("k"), "w")
+    assert (await kv.get(p("k"))).kvs[0].value == b"w"
+    assert (await kv.get(p("k"))).kvs[0].value == b"w"
+    assert kv.stats.hits == 1
+
+
+async def test_hundreds_of_tasks_on_one_async_leasing_client_agree_with_the_server(
+    make: Made, etcd_client: Client, p: Callable[[str], bytes]
+) -> None:
+    """Concurrent gets and writes from 200 tasks leave memory equal to the server."""
+    kv = await make.aio()
+    keys = [p(f"k{index}") for index in range(4)]
+
+    async def worker(index: int) -> None:
+        key = keys[index % len(keys)]
+        for step in range(3):
+            if (index + step) % 3 == 0:
+                await kv.put(key, f"{index}-{step}")
+            else:
+                await kv.get(key)
+
+    await asyncio.gather(*(worker(index) for index in range(200)))
+    for key in keys:
+        mine = (await kv.get(key)).kvs
+        assert [(k.key, k.value, k.mod_revision) for k in mine] == [
+            (k.key, k.value, k.mod_revision) for k in etcd_client.get(key).kvs
+        ]
+    assert kv.stats.acquisitions > 0
+
+
 # --- a mixed sync and async history, checked for linearizability ------------------------------
 
 RUN_SECONDS = 4.0
