@@ -19,7 +19,15 @@ import pytest_asyncio
 import wrapt
 
 from etcd_layers import AsyncClient, Client, Compare, Op, errors, leasing, namespace, ordering
-from etcd_layers.base import KV, AsyncKV, KeyValue
+from etcd_layers.base import (
+    KV,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatcher,
+    KeyValue,
+    Lease,
+    Watcher,
+)
 from etcd_layers.leasing import AsyncLeasingClient, AsyncLeasingKV, LeasingKV
 from etcd_layers.testing import EtcdServer
 from etcd_layers.testing.linearizability import History, check
@@ -271,6 +279,26 @@ async def test_async_leasing_over_a_namespace_coordinates_with_a_sync_one(
     assert (await checked.get("k")).kvs[0].value == b"2"
     assert akv.stats.revocations == 1
     assert etcd_client.get(ns + b"k").kvs[0].value == b"2"
+
+
+async def test_async_leasing_stacks_answer_protocol_checks_of_their_kind(
+    make: Made, etcd_key_prefix: bytes
+) -> None:
+    """Leasing over a namespace, and layers over that, are AsyncKV, AsyncWatcher, AsyncLease."""
+    lkv = await make.aio(below=lambda c: namespace.wrap(c, etcd_key_prefix))
+    for layer in (lkv, ordering.wrap(lkv), namespace.wrap(lkv, "n/")):
+        speaker: object = layer
+        kinds = (KV, Watcher, Lease, AsyncKV, AsyncWatcher, AsyncLease)
+        assert [kind for kind in kinds if isinstance(speaker, kind)] == [
+            AsyncKV,
+            AsyncWatcher,
+            AsyncLease,
+        ]
+        assert isinstance(leasing.stats(layer).hits, int)
+    async with lkv.watch("w") as watch:  # forwarded, inside the namespace
+        await lkv.put("w", "1")
+        response = await watch.next(TIMEOUT)
+        assert response.events[0].kv.key == b"w"
 
 
 async def test_async_writer_with_a_deadline_gives_up_on_an_owner_that_never_lets_go(
