@@ -6,15 +6,18 @@ import pytest
 
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import Event, EventType, GetResponse, KeyValue, ResponseHeader
+from etcd_layers.errors import CanceledError, LeaseNotFoundError, UnavailableError
 from etcd_layers.leasing._cache import LeaseCache
 from etcd_layers.leasing._ownership import (
     BACKGROUND_TIMEOUT,
     MAX_RETRY_BACKOFF,
     REMEMBERED_LEASES,
+    Failure,
     SessionState,
     apply_event,
     next_backoff,
     orphans,
+    renewal_failure,
     serving_window,
 )
 from etcd_layers.leasing._protocol import REVOKE, Acquired
@@ -137,3 +140,13 @@ def test_the_cache_tells_an_asyncio_shell_of_each_queued_release() -> None:
     cache.close()
     cache.release_unless_cached(b"b", 4)
     assert told == [1, 1]
+
+
+def test_what_a_failed_renewal_means() -> None:
+    """Lost at once when the lease is not found; closed with the client; else lost after a TTL."""
+    state = SessionState(60)
+    state.granted(LEASE, 60, 10.0)
+    assert renewal_failure(LeaseNotFoundError("gone"), state, 11.0) is Failure.LOST
+    assert renewal_failure(CanceledError("closed"), state, 11.0) is Failure.CLOSED
+    assert renewal_failure(UnavailableError("down"), state, 69.0) is Failure.RETRY
+    assert renewal_failure(UnavailableError("down"), state, 70.0) is Failure.LOST

@@ -7,10 +7,12 @@ functions what to do; they only do the I/O and the waiting.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator
 from typing import Final
 
 from etcd_layers.base.responses import Event, EventType, KeyValue
+from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
 from etcd_layers.leasing._cache import LeaseCache
 from etcd_layers.leasing._protocol import REVOKE
 
@@ -32,6 +34,14 @@ def serving_window(ttl: float) -> float:
 def next_backoff(backoff: float) -> float:
     """Return the back-off after one more failure in a row."""
     return min(backoff * 2, MAX_RETRY_BACKOFF)
+
+
+class Failure(enum.Enum):
+    """What a failed renewal means for the session."""
+
+    LOST = "lost"  # the lease is (or may be) gone: clear the cache, grant a new one
+    CLOSED = "closed"  # the client underneath was closed: leasing stops
+    RETRY = "retry"  # the lease may still be alive: try again after a back-off
 
 
 class SessionState:
@@ -106,3 +116,13 @@ def orphans(
     for kv in listing:
         if state.is_ours(kv.lease):
             yield kv.key[len(prefix) :], kv.create_revision
+
+
+def renewal_failure(error: EtcdError, state: SessionState, now: float) -> Failure:
+    """Return what the renewal that failed with `error` at `now` means."""
+    if isinstance(error, LeaseNotFoundError):
+        return Failure.LOST
+    if isinstance(error, CanceledError):
+        return Failure.CLOSED
+    # No renewal confirmed within the TTL: the lease may be gone on the server.
+    return Failure.LOST if state.failure_is_loss(now) else Failure.RETRY

@@ -29,10 +29,12 @@ from etcd_layers.leasing._cache import LeaseCache
 from etcd_layers.leasing._ownership import (
     BACKGROUND_TIMEOUT,
     RETRY_BACKOFF,
+    Failure,
     SessionState,
     apply_event,
     next_backoff,
     orphans,
+    renewal_failure,
     serving_window,
 )
 from etcd_layers.leasing._protocol import release_txn
@@ -187,17 +189,13 @@ class Ownership:
         sent = self._clock()
         try:
             renewal = self._backend.keep_alive_once(lease_id, timeout=state.renewal_timeout())
-        except LeaseNotFoundError:
-            self._lose(lease_id)
-            return True
-        except CanceledError:
-            self._client_closed()
-            return True
-        except EtcdError:
-            if state.failure_is_loss(self._clock()):
-                self._lose(lease_id)  # no renewal confirmed within the TTL: it may be gone
-                return True
-            return False
+        except EtcdError as error:
+            failure = renewal_failure(error, state, self._clock())
+            if failure is Failure.CLOSED:
+                self._client_closed()
+            elif failure is Failure.LOST:
+                self._lose(lease_id)
+            return failure is not Failure.RETRY
         self._cache.renewed(lease_id, state.renewed(renewal.ttl, sent))
         return True
 
