@@ -144,6 +144,9 @@ def wrap(
         `wrap`, `isinstance` answers what the type says: the result is a `LeasingClient`
         (so a KV, Watcher and Lease) and a `LeasingKV`, but not an instance of `client`'s
         class. Only `ordering.wrap`, typed as what it wraps, is also an instance of that.
+        For an async speaker: a coroutine giving an `AsyncLeasingKV` (an
+        `AsyncLeasingClient`: AsyncKV, AsyncWatcher and AsyncLease, with `stats`,
+        `session_lease_id`, `await close()` and `async with`).
 
     Raises:
         TypeError: `client` lacks the KV, Watcher or Lease methods, or an argument has the
