@@ -59,7 +59,10 @@ class QueueWatch:
         return await self.next()
 
     async def next(self, timeout: float | None = None) -> WatchResponse:
-        item = await asyncio.wait_for(self.queue.get(), timeout)
+        try:
+            item = await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:  # the builtin on 3.11+, a class of its own on 3.10
+            raise TimeoutError("no watch response in time") from None
         if item is None:
             raise StopAsyncIteration
         if isinstance(item, Exception):
