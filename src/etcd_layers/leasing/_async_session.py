@@ -124,7 +124,10 @@ class AsyncOwnership:
         self._cache.close()
         watch, self._watch = self._watch, None
         if watch is not None:
-            await watch.cancel()
+            try:
+                await watch.cancel()
+            except EtcdError:
+                logger.debug("canceling the leasing watch failed", exc_info=True)
 
     async def _client_closed(self) -> None:
         # The client underneath was closed: nothing can be renewed, watched or released any
