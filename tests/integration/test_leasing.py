@@ -11,12 +11,15 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import wrapt
+from conftest import AsyncClientFacade
+from layer_kinds import BlockingLayer
 
 from etcd_layers import (
+    AsyncClient,
     Client,
     Compare,
     EventType,
@@ -29,7 +32,7 @@ from etcd_layers import (
     ordering,
 )
 from etcd_layers.base import GetOp, GetResponse, KeyValue, TxnOp, TxnResponse
-from etcd_layers.leasing import REVOKE, LeasingKV
+from etcd_layers.leasing import REVOKE, AsyncLeasingKV, LeasingKV
 from etcd_layers.leasing._evaluate import evaluate_compare
 from etcd_layers.testing import EtcdServer, wait_until
 
@@ -37,17 +40,26 @@ TIMEOUT = 10.0
 
 
 class Leasing:
-    """Makes leasing clients on one prefix, each on its own Client, and releases them all."""
+    """Makes leasing clients on one prefix, each on its own client, and releases them all.
 
-    def __init__(self, endpoints: list[str], prefix: bytes) -> None:
+    Of kind "mixed", every other one (the first included) is an async leasing client on an
+    AsyncClient, behind a blocking facade: one test body then checks the async layer alone
+    and sync and async leasing clients coordinating on one prefix.
+    """
+
+    def __init__(self, endpoints: list[str], prefix: bytes, kind: str = "sync") -> None:
         self.endpoints = endpoints
         self.prefix = prefix
+        self.kind = kind
         self._made: list[tuple[LeasingKV, Client]] = []
+        self._made_async: list[tuple[BlockingLayer, AsyncClientFacade]] = []
 
     def __call__(
         self, *, ttl: int = 30, max_keys: int | None = None, within: bytes | None = None
     ) -> LeasingKV:
         """Make a leasing client; `within` puts it (leasing keys too) inside a namespace."""
+        if self.kind == "mixed" and len(self._made_async) <= len(self._made):
+            return self._make_async(ttl, max_keys, within)
         client = Client(endpoints=self.endpoints, timeout=TIMEOUT)
         below: Any = client if within is None else namespace.wrap(client, within)
         kv = leasing.wrap(below, self.prefix, ttl=ttl, max_keys=max_keys, timeout=TIMEOUT)
@@ -55,10 +67,23 @@ class Leasing:
         self._made.append((kv, client))
         return kv
 
+    def _make_async(self, ttl: int, max_keys: int | None, within: bytes | None) -> LeasingKV:
+        facade = AsyncClientFacade(lambda: AsyncClient(endpoints=self.endpoints, timeout=TIMEOUT))
+        below: Any = facade.client if within is None else namespace.wrap(facade.client, within)
+        opening = leasing.wrap(below, self.prefix, ttl=ttl, max_keys=max_keys, timeout=TIMEOUT)
+        layer = facade.run(opening)
+        assert isinstance(layer, AsyncLeasingKV)
+        kv = BlockingLayer(layer, facade.run)
+        self._made_async.append((kv, facade))
+        return cast(LeasingKV, kv)  # speaks the same calls, blocking
+
     def close(self) -> None:
         for kv, client in self._made:
             kv.close()
             client.close()
+        for akv, facade in self._made_async:
+            akv.close()
+            facade.close()
 
 
 @pytest.fixture
@@ -66,9 +91,12 @@ def lease_prefix(etcd_key_prefix: bytes) -> bytes:
     return b"/leasing" + etcd_key_prefix
 
 
-@pytest.fixture
-def make(etcd_server: EtcdServer, lease_prefix: bytes) -> Iterator[Leasing]:
-    factory = Leasing(etcd_server.endpoints, lease_prefix)
+@pytest.fixture(params=["sync", "mixed"])
+def make(
+    request: pytest.FixtureRequest, etcd_server: EtcdServer, lease_prefix: bytes
+) -> Iterator[Leasing]:
+    """Sync leasing clients; or, "mixed", async and sync ones in turn, an async one first."""
+    factory = Leasing(etcd_server.endpoints, lease_prefix, request.param)
     yield factory
     factory.close()
 
@@ -865,7 +893,7 @@ def test_leasing_owner_never_answers_from_memory_while_its_write_is_in_flight(
     a read through the owner that starts after that must not answer the old value.
     """
     below = HeldAnswers(Client(endpoints=etcd_server.endpoints, timeout=TIMEOUT))
-    owner = leasing.wrap(below, lease_prefix, timeout=TIMEOUT)  # type: ignore[arg-type]  # proxied
+    owner = leasing.wrap(below, lease_prefix, timeout=TIMEOUT)  # type: ignore[call-overload]  # proxied
     try:
         etcd_client.put(p("k"), "old")
         owner.get(p("k"))
@@ -970,7 +998,7 @@ def test_leasing_wrap_checks_arguments_before_any_io(etcd_client: Client) -> Non
     with pytest.raises(ValueError, match="prefix"):
         leasing.wrap(etcd_client, "")
     with pytest.raises(TypeError):
-        leasing.wrap(etcd_client, "p/", ttl="60")  # type: ignore[arg-type]  # refused on purpose
+        leasing.wrap(etcd_client, "p/", ttl="60")  # type: ignore[call-overload]  # refused on purpose
     assert len(etcd_client.leases().leases) == leases_before
 
 

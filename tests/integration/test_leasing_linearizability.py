@@ -192,7 +192,7 @@ def test_leasing_histories_are_linearizable_under_faults(
         return made_client
 
     def leasing_client(endpoints: list[str], ttl: int, below: object = None) -> LeasingKV:
-        kv = leasing.wrap(below or client(endpoints), lease_prefix, ttl=ttl, timeout=10)  # type: ignore[arg-type]  # a proxied Client
+        kv = leasing.wrap(below or client(endpoints), lease_prefix, ttl=ttl, timeout=10)  # type: ignore[call-overload]  # a proxied Client
         assert isinstance(kv, LeasingKV)
         made.append(kv)
         return kv

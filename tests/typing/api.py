@@ -231,3 +231,21 @@ async def async_concurrency_usage() -> None:
             await election.resign()
         ns_session = await AsyncSession(namespace.wrap(acli, "/tenant-a/"), ttl=5)
         await ns_session.close()
+
+
+async def async_leasing_usage() -> None:
+    from etcd_layers import AsyncClient
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"]) as acli:
+        lkv = await leasing.wrap(acli, "lease/", ttl=60, max_keys=None, timeout=None)
+        async with lkv:
+            got: GetResponse = await lkv.get("k")
+            assert got.count >= 0
+        await lkv.close()
+        assert leasing.stats(lkv).hits >= 0
+        assert lkv.session_lease_id >= 0
+        stack = ordering.wrap(await leasing.wrap(namespace.wrap(acli, "/t/"), "lease/"))
+        typed: GetResponse = await stack.do(Op.get("k"))
+        assert typed.count >= 0
+        async with await leasing.wrap(namespace.wrap(acli, "/tenant-a/"), "lease/") as cached:
+            await cached.get("users/alice")

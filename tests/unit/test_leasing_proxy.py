@@ -219,7 +219,7 @@ def test_wrap_refuses_a_client_without_watch_and_lease_calls() -> None:
         def get(self) -> None: ...
 
     with pytest.raises(TypeError, match="Watcher"):
-        leasing.wrap(OnlyKV(), P)  # type: ignore[arg-type]  # refused on purpose
+        leasing.wrap(OnlyKV(), P)  # type: ignore[call-overload]  # refused on purpose
 
 
 def test_wrap_grants_the_session_and_watches_the_prefix(

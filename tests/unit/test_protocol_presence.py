@@ -27,7 +27,14 @@ from etcd_layers.base.protocols import (
     Watcher,
 )
 from etcd_layers.concurrency.session import SessionClient
-from etcd_layers.leasing import LeasingBackend, LeasingClient, LeasingKV
+from etcd_layers.leasing import (
+    AsyncLeasingBackend,
+    AsyncLeasingClient,
+    AsyncLeasingKV,
+    LeasingBackend,
+    LeasingClient,
+    LeasingKV,
+)
 from etcd_layers.namespace._async_proxy import (
     AsyncNamespaceClient,
     AsyncNamespaceKV,
@@ -60,6 +67,8 @@ PRESENTS = [
     (AsyncNamespaceClient, AsyncKVWatcherLease),
     (AsyncNamespaceWatch, AsyncWatch),
     (AsyncOrderingKV, AsyncKV),
+    (AsyncLeasingKV, AsyncLeasingClient),
+    (AsyncNamespaceClient, AsyncLeasingBackend),
 ]
 
 
@@ -109,6 +118,9 @@ def test_protocol_members_match_the_declarations() -> None:
         protocol_members(KV, Watcher, Lease) | {"close", "__enter__", "__exit__"}
     )
     assert {"stats", "session_lease_id"} <= protocol_members(LeasingClient)
+    assert protocol_members(AsyncLeasingClient) == (
+        protocol_members(LeasingClient) - {"__enter__", "__exit__"} | {"__aenter__", "__aexit__"}
+    )
 
 
 class _Inner:

@@ -48,15 +48,29 @@ True
 
 As with clientv3's leasing, `close()` (or leaving a `with` block) ends the leasing session and
 gives up every leasing key, but does not close the client it was given.
+
+For an AsyncClient (or an async layer on one), `wrap` returns a coroutine: `lkv = await
+leasing.wrap(acli, prefix)` is an `AsyncLeasingKV` on the same protocol, flows and cache, so
+sync and async leasing clients on one prefix coordinate; `await lkv.close()`, `async with lkv`.
 """
 
 from __future__ import annotations
 
-from typing import Final, cast
+from collections.abc import Coroutine
+from typing import Any, Final, cast, overload
 
 from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.keys import StrOrBytes, to_bytes
-from etcd_layers.base.protocols import KV, speaks_kv_watcher_lease
+from etcd_layers.base.kinds import speaks_asyncio
+from etcd_layers.base.protocols import (
+    KV,
+    AsyncKV,
+    AsyncLease,
+    AsyncWatcher,
+    speaks_kv_watcher_lease,
+)
+from etcd_layers.leasing._async_proxy import AsyncLeasingClient, AsyncLeasingKV
+from etcd_layers.leasing._async_session import AsyncLeasingBackend
 from etcd_layers.leasing._cache import REVOKE_BACKOFF
 from etcd_layers.leasing._protocol import REVOKE
 from etcd_layers.leasing._proxy import LeasingClient, LeasingKV
@@ -67,6 +81,9 @@ __all__ = [
     "DEFAULT_TTL",
     "REVOKE",
     "REVOKE_BACKOFF",
+    "AsyncLeasingBackend",
+    "AsyncLeasingClient",
+    "AsyncLeasingKV",
     "LeasingBackend",
     "LeasingClient",
     "LeasingKV",
@@ -78,6 +95,16 @@ __all__ = [
 DEFAULT_TTL: Final = 60  # seconds, as clientv3's default session TTL
 
 
+@overload
+def wrap(
+    client: AsyncLeasingBackend,
+    prefix: StrOrBytes,
+    *,
+    ttl: int = DEFAULT_TTL,
+    max_keys: int | None = None,
+    timeout: float | None = None,
+) -> Coroutine[Any, Any, AsyncLeasingClient]: ...
+@overload
 def wrap(
     client: LeasingBackend,
     prefix: StrOrBytes,
@@ -85,13 +112,25 @@ def wrap(
     ttl: int = DEFAULT_TTL,
     max_keys: int | None = None,
     timeout: float | None = None,
-) -> LeasingClient:
+) -> LeasingClient: ...
+def wrap(
+    client: LeasingBackend | AsyncLeasingBackend,
+    prefix: StrOrBytes,
+    *,
+    ttl: int = DEFAULT_TTL,
+    max_keys: int | None = None,
+    timeout: float | None = None,
+) -> LeasingClient | Coroutine[Any, Any, AsyncLeasingClient]:
     """Return a KV over `client` that serves the keys it owns from memory.
 
-    Blocks until the session lease exists and the leasing prefix is watched.
+    Blocks until the session lease exists and the leasing prefix is watched. For an async
+    speaker (an AsyncClient or an async layer), returns a coroutine instead, which sets up
+    the session and gives an `AsyncLeasingKV`: `lkv = await leasing.wrap(acli, prefix)`.
+    Arguments are checked when `wrap` is called, before anything is awaited.
 
     Args:
-        client: a Client, or any layer speaking the KV, Watcher and Lease Protocols.
+        client: a Client, or any layer speaking the KV, Watcher and Lease Protocols (or their
+            async twins).
         prefix: where leasing keys live (`prefix + key` records who owns `key`); every leasing
             client that shares keys must use the same prefix.
         ttl: the session lease's TTL in seconds; memory answers only while it is known alive.
@@ -105,6 +144,9 @@ def wrap(
         `wrap`, `isinstance` answers what the type says: the result is a `LeasingClient`
         (so a KV, Watcher and Lease) and a `LeasingKV`, but not an instance of `client`'s
         class. Only `ordering.wrap`, typed as what it wraps, is also an instance of that.
+        For an async speaker: a coroutine giving an `AsyncLeasingKV` (an
+        `AsyncLeasingClient`: AsyncKV, AsyncWatcher and AsyncLease, with `stats`,
+        `session_lease_id`, `await close()` and `async with`).
 
     Raises:
         TypeError: `client` lacks the KV, Watcher or Lease methods, or an argument has the
@@ -120,17 +162,44 @@ def wrap(
     if max_keys is not None and check_int(max_keys, "max_keys") < 1:
         raise ValueError(f"max_keys must be at least 1 (or None), got {max_keys}")
     timeout = check_timeout(timeout)
+    speaker: object = client
+    if speaks_asyncio(speaker):
+        if not (
+            isinstance(speaker, AsyncKV)
+            and isinstance(speaker, AsyncWatcher)
+            and isinstance(speaker, AsyncLease)
+        ):
+            raise TypeError(
+                "client must speak the AsyncKV, AsyncWatcher and AsyncLease Protocols (an"
+                f" AsyncClient or an async layer on one), not {type(client).__name__}"
+            )
+        return _open_async(cast(AsyncLeasingBackend, speaker), raw, ttl, max_keys, timeout)
     if not speaks_kv_watcher_lease(client):
         raise TypeError(
             "client must speak the KV, Watcher and Lease Protocols (a Client or a layer on one),"
             f" not {type(client).__name__}"
         )
-    proxy = LeasingKV(client, raw, ttl=ttl, max_keys=max_keys, timeout=timeout)
+    proxy = LeasingKV(
+        cast(LeasingBackend, client), raw, ttl=ttl, max_keys=max_keys, timeout=timeout
+    )
     # wrapt forwards the Watcher and Lease calls at run time, which mypy cannot see.
     return cast(LeasingClient, proxy)
 
 
-def stats(kv: KV) -> LeasingStats:
+async def _open_async(
+    client: AsyncLeasingBackend,
+    prefix: bytes,
+    ttl: int,
+    max_keys: int | None,
+    timeout: float | None,
+) -> AsyncLeasingClient:
+    proxy = AsyncLeasingKV(client, prefix, ttl=ttl, max_keys=max_keys)
+    await proxy.open(timeout)
+    # wrapt forwards the Watcher and Lease calls at run time, which mypy cannot see.
+    return cast(AsyncLeasingClient, proxy)
+
+
+def stats(kv: KV | AsyncKV) -> LeasingStats:
     """Return the counters of a leasing client, or of a layer stacked on one.
 
     Raises:

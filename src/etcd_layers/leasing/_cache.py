@@ -66,6 +66,9 @@ class LeaseCache:
         max_keys: the most keys kept (None: no limit); the least recently used goes first.
         clock: the monotonic clock (injected by tests).
         backoff: seconds during which a revoked key is not acquired again.
+        on_release: called (under the lock, so it must only note the fact: an asyncio
+            shell sets an `asyncio.Event`) whenever a release is queued; a thread waits in
+            `next_release` instead.
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class LeaseCache:
         *,
         clock: Callable[[], float] = time.monotonic,
         backoff: float = REVOKE_BACKOFF,
+        on_release: Callable[[], None] | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._on_release = on_release
         self._wakeup = threading.Condition(self._lock)
         self._evicted: list[tuple[bytes, Entry]] = []
         self._entries = _LRU(sys.maxsize if max_keys is None else max_keys, self._evicted)
@@ -328,12 +333,19 @@ class LeaseCache:
                 self._wakeup.wait(timeout)
             return self._releases.pop()
 
+    def take_release(self) -> Release | None:
+        """Return the next leasing key to give back, never waiting (for an asyncio shell)."""
+        with self._lock:
+            return self._releases.pop()
+
     def retry_release(self, release: Release) -> None:
         """Queue a release again after a failed attempt."""
         with self._wakeup:
             if not self._closed:
                 self._releases.push(release)
                 self._wakeup.notify()
+                if self._on_release is not None:
+                    self._on_release()
 
     def pending_releases(self) -> int:
         """How many releases wait to be sent."""
@@ -371,6 +383,8 @@ class LeaseCache:
         if not self._closed and self._releases.push(Release(key, incarnation)):
             self._counts.releases += 1
             self._wakeup.notify()
+            if self._on_release is not None:
+                self._on_release()
 
     def _drain_evicted(self) -> None:
         while self._evicted:

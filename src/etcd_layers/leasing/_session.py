@@ -23,31 +23,30 @@ from typing import Final, TypeAlias
 
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.protocols import KVWatcherLease, Watch
-from etcd_layers.base.responses import Event, EventType
+from etcd_layers.base.responses import Event
 from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
 from etcd_layers.leasing._cache import LeaseCache
-from etcd_layers.leasing._protocol import REVOKE, release_txn
+from etcd_layers.leasing._ownership import (
+    BACKGROUND_TIMEOUT,
+    RETRY_BACKOFF,
+    Failure,
+    SessionState,
+    apply_event,
+    next_backoff,
+    orphans,
+    renewal_failure,
+    serving_window,
+)
+from etcd_layers.leasing._protocol import release_txn
 
 logger = logging.getLogger(__name__)
 
-# Memory stops answering this long before the lease could expire on the server: a tenth of
-# the TTL for clock-rate differences, plus a fixed allowance for scheduling delays.
-MARGIN_FRACTION: Final = 0.1
-MARGIN_SECONDS: Final = 0.25
-BACKGROUND_TIMEOUT: Final = 5.0  # seconds for any one request of a background thread
-RETRY_BACKOFF: Final = 0.1
-MAX_RETRY_BACKOFF: Final = 1.0
 _POLL: Final = 0.5
-_REMEMBERED_LEASES: Final = 8
-
 
 # What the leasing layer needs below it: a Client, or a layer stacked on one.
 LeasingBackend: TypeAlias = KVWatcherLease
 
-
-def serving_window(ttl: float) -> float:
-    """Return how long after a renewal is sent memory may answer, for a lease of `ttl` s."""
-    return max(0.0, ttl - ttl * MARGIN_FRACTION - MARGIN_SECONDS)
+__all__ = ["LeasingBackend", "Ownership", "serving_window"]
 
 
 class Ownership:
@@ -77,10 +76,7 @@ class Ownership:
         self._clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._lease_id = 0
-        self._granted_ttl = ttl
-        self._last_sent = 0.0  # when the last renewal that succeeded was sent
-        self._ours: tuple[int, ...] = ()  # current and recent session leases, newest first
+        self._state = SessionState(ttl)
         self._watch: Watch | None = None
         self._threads: list[threading.Thread] = []
 
@@ -117,7 +113,7 @@ class Ownership:
             if thread is not threading.current_thread():
                 thread.join()
         self._threads.clear()
-        lease_id, self._lease_id = self._lease_id, 0
+        lease_id, self._state.lease_id = self._state.lease_id, 0
         if revoke and lease_id:
             try:
                 self._backend.revoke(lease_id, timeout=min(BACKGROUND_TIMEOUT, self._ttl))
@@ -140,13 +136,13 @@ class Ownership:
 
     def lost(self, lease_id: int) -> None:
         """An operation found `lease_id` missing: check the session now."""
-        if lease_id == self._lease_id:
+        if lease_id == self._state.lease_id:
             self._wake.set()
 
     @property
     def lease_id(self) -> int:
         """The current session lease (0: none)."""
-        return self._lease_id
+        return self._state.lease_id
 
     # --- session -------------------------------------------------------------------------
 
@@ -154,14 +150,12 @@ class Ownership:
         """Grant a new session lease and hand it to the cache (the session thread's step)."""
         sent = self._clock()
         granted = self._backend.grant(self._ttl, timeout=timeout)
-        self._lease_id, self._granted_ttl, self._last_sent = granted.id, granted.ttl, sent
-        self._ours = (granted.id, *self._ours)[:_REMEMBERED_LEASES]
-        self._cache.start_session(granted.id, sent + serving_window(granted.ttl))
+        self._cache.start_session(granted.id, self._state.granted(granted.id, granted.ttl, sent))
 
     def _run_session(self) -> None:
         backoff = RETRY_BACKOFF
         while not self._stop.is_set():
-            if not self._lease_id:
+            if not self._state.lease_id:
                 try:
                     self.grant(BACKGROUND_TIMEOUT)
                     backoff = RETRY_BACKOFF
@@ -171,10 +165,9 @@ class Ownership:
                 except EtcdError:
                     logger.debug("granting a leasing session lease failed", exc_info=True)
                     self._stop.wait(backoff)
-                    backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                    backoff = next_backoff(backoff)
                 continue
-            due = self._last_sent + self._granted_ttl / 3
-            if self._wake.wait(max(0.0, due - self._clock())):
+            if self._wake.wait(max(0.0, self._state.due() - self._clock())):
                 self._wake.clear()
             if self._stop.is_set():
                 return
@@ -182,7 +175,7 @@ class Ownership:
                 backoff = RETRY_BACKOFF
             else:
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                backoff = next_backoff(backoff)
 
     def renew(self) -> bool:
         """Renew the session lease once (the session thread's step).
@@ -191,32 +184,27 @@ class Ownership:
             False if the renewal failed but the lease may still be alive (retry after a
             back-off); True otherwise (renewed, or found lost and the cache cleared).
         """
-        lease_id = self._lease_id
+        state = self._state
+        lease_id = state.lease_id
         sent = self._clock()
-        timeout = max(0.2, min(BACKGROUND_TIMEOUT, self._granted_ttl / 4))
         try:
-            renewal = self._backend.keep_alive_once(lease_id, timeout=timeout)
-        except LeaseNotFoundError:
-            self._lose(lease_id)
-            return True
-        except CanceledError:
-            self._client_closed()
-            return True
-        except EtcdError:
-            if self._clock() - self._last_sent >= self._granted_ttl:
-                self._lose(lease_id)  # no renewal confirmed within the TTL: it may be gone
-                return True
-            return False
-        self._last_sent, self._granted_ttl = sent, renewal.ttl
-        self._cache.renewed(lease_id, sent + serving_window(renewal.ttl))
+            renewal = self._backend.keep_alive_once(lease_id, timeout=state.renewal_timeout())
+        except EtcdError as error:
+            failure = renewal_failure(error, state, self._clock())
+            if failure is Failure.CLOSED:
+                self._client_closed()
+            elif failure is Failure.LOST:
+                self._lose(lease_id)
+            return failure is not Failure.RETRY
+        self._cache.renewed(lease_id, state.renewed(renewal.ttl, sent))
         return True
 
     def _lose(self, lease_id: int) -> None:
         self._cache.end_session(lease_id)
-        self._lease_id = 0
+        self._state.lease_id = 0
         logger.info("leasing session lease %x lost; the cache was cleared", lease_id)
         try:  # if it still exists, its leasing keys would hold writers up until it expires
-            self._backend.revoke(lease_id, timeout=min(BACKGROUND_TIMEOUT, self._ttl / 2))
+            self._backend.revoke(lease_id, timeout=self._state.revoke_timeout())
         except EtcdError:
             logger.debug("revoking a lost session lease failed", exc_info=True)
 
@@ -236,7 +224,7 @@ class Ownership:
                 except EtcdError:
                     logger.debug("restarting the leasing watch failed", exc_info=True)
                     self._stop.wait(backoff)
-                    backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                    backoff = next_backoff(backoff)
                     continue
             try:
                 for response in watch:
@@ -270,23 +258,13 @@ class Ownership:
         self._cache.set_watching(watching=True)
         # Our leasing keys that nothing caches (the cache was dropped) go back to the server.
         listing = self._backend.get(self._prefix, prefix=True, timeout=BACKGROUND_TIMEOUT)
-        for kv in listing.kvs:
-            if kv.lease and kv.lease in self._ours:
-                self._cache.release_unless_cached(kv.key[len(self._prefix) :], kv.create_revision)
+        for key, incarnation in orphans(self._prefix, self._state, listing.kvs):
+            self._cache.release_unless_cached(key, incarnation)
         return watch
 
     def on_event(self, event: Event) -> None:
         """Apply one event of the leasing prefix to the cache (the watch thread's step)."""
-        kv = event.kv
-        if not kv.key.startswith(self._prefix):
-            return
-        key = kv.key[len(self._prefix) :]
-        if event.type == EventType.DELETE:
-            self._cache.forget(key, kv.mod_revision)
-        elif kv.value == REVOKE and kv.lease and kv.lease in self._ours:
-            self._cache.revoke(key, kv.create_revision, kv.mod_revision)
-        elif kv.lease not in self._ours or not kv.lease:
-            self._cache.forget(key, kv.create_revision)  # someone else owns it now
+        apply_event(self._cache, self._prefix, self._state, event)
 
     # --- releases ------------------------------------------------------------------------
 
@@ -310,4 +288,4 @@ class Ownership:
                 logger.debug("releasing a leasing key failed; retrying", exc_info=True)
                 self._cache.retry_release(release)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
+                backoff = next_backoff(backoff)
