@@ -17,6 +17,8 @@ from etcd_layers.base.retry import (
     decide,
     failure,
     never_sent,
+    next_action,
+    retrying_since,
 )
 
 REFUSED = errors.UnavailableError(
@@ -142,3 +144,35 @@ def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
     assert all(b >= a for a, b in itertools.pairwise(waits))
     backoff.reset()
     assert backoff.next() == RETRY_BACKOFF
+
+
+def test_next_action_returns_a_retry_and_raises_a_final_error() -> None:
+    """next_action passes on decide()'s retries and raises what failure() makes of RAISE."""
+    unavailable = errors.UnavailableError("failed to connect to all addresses")
+    assert next_action(unavailable, left=1.0, idempotent=True, sent=False) is Retry.ELSEWHERE
+    assert next_action(unavailable, left=1.0, idempotent=True, sent=False, pinned=True) is (
+        Retry.HERE
+    )
+    refused = errors.InvalidAuthTokenError("etcdserver: invalid auth token")
+    assert next_action(refused, left=1.0, idempotent=False, sent=True, can_login=True) is (
+        Retry.LOGIN
+    )
+    lost = errors.UnavailableError("Socket closed")
+    with pytest.raises(errors.UnavailableError) as raised:
+        next_action(lost, left=1.0, idempotent=False, sent=False)
+    assert raised.value is lost  # the write's own error, never re-sent
+    timed_out = errors.RequestTimeoutError("etcdserver: request timed out")
+    with pytest.raises(errors.DeadlineExceededError) as expired:
+        next_action(timed_out, left=0.0, idempotent=True, sent=False)
+    assert expired.value.__cause__ is timed_out
+
+
+def test_retrying_since_keeps_the_first_failure_and_ends_at_dial_timeout() -> None:
+    """The first failure starts the clock; without a deadline retries end after dial_timeout."""
+    error = errors.UnavailableError("failed to connect to all addresses")
+    assert retrying_since(error, now=5.0, started=None, bounded=False, dial_timeout=2.0) == 5.0
+    assert retrying_since(error, now=6.9, started=5.0, bounded=False, dial_timeout=2.0) == 5.0
+    assert retrying_since(error, now=9.0, started=5.0, bounded=True, dial_timeout=2.0) == 5.0
+    with pytest.raises(errors.UnavailableError) as raised:
+        retrying_since(error, now=7.5, started=5.0, bounded=False, dial_timeout=2.0)
+    assert raised.value is error

@@ -33,7 +33,13 @@ from etcd_layers.base._login import Login
 from etcd_layers.base._methods import SNAPSHOT_PATH, Method
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
-from etcd_layers.base.retry import Backoff, Retry, decide, failure, is_transport_failure
+from etcd_layers.base.retry import (
+    Backoff,
+    Retry,
+    is_transport_failure,
+    next_action,
+    retrying_since,
+)
 from etcd_layers.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -327,22 +333,16 @@ class Connection:
                 self.mark_failed(failed.endpoint)
                 if self.closed.is_set():
                     raise ClosedError("the client is closed") from error
-            left = deadline.left_or(math.inf)
-            action = decide(
+            action = next_action(  # raises the call's error when it is final
                 error,
+                left=deadline.left_or(math.inf),
                 idempotent=idempotent,
                 sent=sent(),
-                left=left,
                 pinned=fixed is not None,
                 unary=unary,
                 require_leader=self._require_leader,
                 can_login=can_login,
             )
-            if action is Retry.RAISE:
-                final = failure(error, left=left)
-                if final is error:
-                    raise error
-                raise final from error
             generation, failed = failed.generation, None
             if action is Retry.LOGIN:
                 can_login = False
@@ -360,11 +360,13 @@ class Connection:
             ClosedError: the client closed meanwhile.
             DeadlineExceededError: the wait spent the deadline.
         """
-        now = self._clock()
-        if started is None:
-            started = now
-        elif not deadline.bounded and now - started > self.dial_timeout:
-            raise error
+        started = retrying_since(
+            error,
+            now=self._clock(),
+            started=started,
+            bounded=deadline.bounded,
+            dial_timeout=self.dial_timeout,
+        )
         if self.closed.wait(deadline.left_or(backoff.next())):
             raise ClosedError("the client is closed") from error
         if deadline.expired():

@@ -196,3 +196,54 @@ def failure(error: EtcdError, *, left: float) -> EtcdError:
     if _own_deadline(error, left):
         return DeadlineExceededError(f"deadline exceeded ({error})")
     return error
+
+
+def next_action(
+    error: EtcdError,
+    *,
+    left: float,
+    idempotent: bool,
+    sent: bool,
+    pinned: bool = False,
+    unary: bool = True,
+    require_leader: bool = False,
+    can_login: bool = False,
+) -> Retry:
+    """Return what `decide` answers for `error`; for RAISE, raise the call's final error.
+
+    The step both connection shells take after a failed attempt (arguments as `decide`).
+
+    Raises:
+        EtcdError: `failure(error)`: `error` itself, or a DeadlineExceededError from it.
+    """
+    action = decide(
+        error,
+        idempotent=idempotent,
+        sent=sent,
+        left=left,
+        pinned=pinned,
+        unary=unary,
+        require_leader=require_leader,
+        can_login=can_login,
+    )
+    if action is not Retry.RAISE:
+        return action
+    final = failure(error, left=left)
+    if final is error:
+        raise error
+    raise final from error
+
+
+def retrying_since(
+    error: EtcdError, *, now: float, started: float | None, bounded: bool, dial_timeout: float
+) -> float:
+    """Return when a call's first attempt failed: `started`, or `now` for the first failure.
+
+    Raises:
+        EtcdError: `error`, once a call without a deadline has retried for `dial_timeout`.
+    """
+    if started is None:
+        return now
+    if not bounded and now - started > dial_timeout:
+        raise error
+    return started
