@@ -26,9 +26,14 @@ election: `async with AsyncSession(acli, ttl=10) as s: async with AsyncMutex(s, 
 
 from __future__ import annotations
 
+from etcd_layers.concurrency._recipe_keys import KeyExistsError, TooManyClientsError
+from etcd_layers.concurrency.async_barrier import AsyncBarrier, AsyncDoubleBarrier
 from etcd_layers.concurrency.async_election import AsyncElection, AsyncObservation
 from etcd_layers.concurrency.async_mutex import AsyncMutex
+from etcd_layers.concurrency.async_queue import AsyncPriorityQueue, AsyncQueue
+from etcd_layers.concurrency.async_rwmutex import AsyncRWMutex
 from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
+from etcd_layers.concurrency.barrier import Barrier, DoubleBarrier, NotEnteredError
 from etcd_layers.concurrency.election import (
     Election,
     ElectionNotLeaderError,
@@ -36,6 +41,8 @@ from etcd_layers.concurrency.election import (
     Observation,
 )
 from etcd_layers.concurrency.mutex import LockNotHeldError, Mutex
+from etcd_layers.concurrency.queue import PriorityQueue, Queue
+from etcd_layers.concurrency.rwmutex import RWMutex
 from etcd_layers.concurrency.session import (
     DEFAULT_TTL,
     Session,
@@ -45,18 +52,31 @@ from etcd_layers.concurrency.session import (
 
 __all__ = [
     "DEFAULT_TTL",
+    "AsyncBarrier",
+    "AsyncDoubleBarrier",
     "AsyncElection",
     "AsyncMutex",
     "AsyncObservation",
+    "AsyncPriorityQueue",
+    "AsyncQueue",
+    "AsyncRWMutex",
     "AsyncSession",
     "AsyncSessionClient",
+    "Barrier",
+    "DoubleBarrier",
     "Election",
     "ElectionNotLeaderError",
+    "KeyExistsError",
     "LockNotHeldError",
     "Mutex",
     "NoElectionLeaderError",
+    "NotEnteredError",
     "Observation",
+    "PriorityQueue",
+    "Queue",
+    "RWMutex",
     "Session",
     "SessionClient",
     "SessionExpiredError",
+    "TooManyClientsError",
 ]
