@@ -23,7 +23,9 @@ WAIT = 20.0  # bound on every blocking step of a test
 SHORT = 1.0  # how long "it still waits" is watched for
 
 
-def make_kit(request: pytest.FixtureRequest, server: EtcdServer, prefix: bytes) -> Iterator[RecipeKit]:
+def make_kit(
+    request: pytest.FixtureRequest, server: EtcdServer, prefix: bytes
+) -> Iterator[RecipeKit]:
     kit = RecipeKit(request.param, server.endpoints, server.client_options(), prefix)
     try:
         yield kit
