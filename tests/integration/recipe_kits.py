@@ -29,7 +29,7 @@ from etcd_layers.concurrency import (
     RWMutex,
     Session,
 )
-from etcd_layers.testing import wait_until
+from etcd_layers.testing import ClientOptions, wait_until
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class RecipeKit:
     """
 
     def __init__(
-        self, kind: str, endpoints: list[str], options: dict[str, Any], prefix: bytes
+        self, kind: str, endpoints: list[str], options: ClientOptions, prefix: bytes
     ) -> None:
         """Make a kit of `kind` ("sync" or "async", "-namespace" for one inside a namespace).
 
@@ -143,7 +143,7 @@ class RecipeKit:
 
     def session_ended(self, session: Any, timeout: float) -> bool:
         """Wait until `session` is done; return whether it is."""
-        wait_until(lambda: session.done.is_set(), timeout=timeout, message="the session ended")
+        wait_until(session.done.is_set, timeout=timeout, message="the session ended")
         return True
 
     def barrier(self, key: bytes) -> Any:
@@ -191,7 +191,7 @@ class RecipeKit:
             self.raw.close()
 
 
-async def _connected(endpoints: list[str], options: dict[str, Any]) -> AsyncClient:
+async def _connected(endpoints: list[str], options: ClientOptions) -> AsyncClient:
     client = AsyncClient(endpoints, **options)
     try:
         return await client.connect()

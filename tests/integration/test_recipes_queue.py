@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
@@ -78,8 +79,19 @@ def test_queue_readers_and_writers_each_item_once(
     queue_each(kit, pool, [kit.queue(name) for _ in range(readers)], writers, name)
 
 
+def read_items(queue: Any, count: int) -> list[bytes]:
+    """Dequeue `count` items from `queue`."""
+    return [queue.dequeue(WAIT) for _ in range(count)]
+
+
+def write_items(queue: Any, items: list[tuple[Any, ...]]) -> None:
+    """Enqueue each item's arguments into `queue`."""
+    for arguments in items:
+        queue.enqueue(*arguments)
+
+
 def queue_each(
-    kit: RecipeKit, pool: ThreadPoolExecutor, reader_queues: list[object], writers: int, name: bytes
+    kit: RecipeKit, pool: ThreadPoolExecutor, reader_queues: list[Any], writers: int, name: bytes
 ) -> None:
     """Write ITEMS_PER_CLIENT distinct items from each writer; read them all, once each."""
     total = writers * ITEMS_PER_CLIENT
@@ -88,13 +100,11 @@ def queue_each(
         for i in range(len(reader_queues))
     ]
     reads = [
-        pool.submit(lambda q=q, n=n: [q.dequeue(WAIT) for _ in range(n)])  # type: ignore[attr-defined]
-        for q, n in zip(reader_queues, share, strict=True)
+        pool.submit(read_items, queue, count)
+        for queue, count in zip(reader_queues, share, strict=True)
     ]
     writes = [
-        pool.submit(
-            lambda w=w: [kit.queue(name).enqueue(f"{w}-{i}") for i in range(ITEMS_PER_CLIENT)]
-        )
+        pool.submit(write_items, kit.queue(name), [(f"{w}-{i}",) for i in range(ITEMS_PER_CLIENT)])
         for w in range(writers)
     ]
     for future in writes:
@@ -162,14 +172,12 @@ def test_priority_queue_many_readers_many_writers(kit: RecipeKit, pool: ThreadPo
     rng = random.Random(7)
     total = CLIENTS * ITEMS_PER_CLIENT
     readers = [kit.priority_queue(name) for _ in range(CLIENTS)]
-    reads = [
-        pool.submit(lambda q=q: [q.dequeue(WAIT) for _ in range(ITEMS_PER_CLIENT)]) for q in readers
-    ]
+    reads = [pool.submit(read_items, queue, ITEMS_PER_CLIENT) for queue in readers]
     writes = [
         pool.submit(
-            lambda w=w, p=[rng.randrange(2) for _ in range(ITEMS_PER_CLIENT)]: [
-                kit.priority_queue(name).enqueue(f"{w}-{i}", p[i]) for i in range(ITEMS_PER_CLIENT)
-            ]
+            write_items,
+            kit.priority_queue(name),
+            [(f"{w}-{i}", rng.randrange(2)) for i in range(ITEMS_PER_CLIENT)],
         )
         for w in range(CLIENTS)
     ]

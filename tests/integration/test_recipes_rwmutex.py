@@ -133,7 +133,8 @@ def test_rwmutex_writer_is_not_starved_by_later_readers(
     assert len(kit.keys(name + b"/read/")) == 1  # the late reader withdrew its key
     reading = pool.submit(late_reader.rlock, WAIT)
     time.sleep(SHORT)
-    assert not writing.done() and not reading.done()
+    assert not writing.done()
+    assert not reading.done()
     first_reader.runlock()
     writing.result(timeout=WAIT)
     time.sleep(SHORT)
