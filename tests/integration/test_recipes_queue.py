@@ -11,12 +11,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
 
-from etcd_layers import errors
+from etcd_layers import Client, errors, namespace
 from etcd_layers.testing import EtcdServer
 
 WAIT = 20.0  # bound on every blocking step of a test
@@ -220,3 +221,14 @@ def test_priority_queue_checks_the_priority_before_io(plain_kit: RecipeKit) -> N
         queue.enqueue(5, 1)
     queue.enqueue(b"max", 65535)
     assert queue.dequeue(WAIT) == b"max"
+
+
+def test_readme_recipes_example_runs(etcd_client: Client, etcd_key_prefix: bytes) -> None:
+    """The README's recipes example runs as written, inside a namespace."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("#### Recipes", 1)[1]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    cli = namespace.wrap(etcd_client, etcd_key_prefix)
+    exec(compile(source, "README.md", "exec"), {"cli": cli})  # our own README
+    assert etcd_client.get(etcd_key_prefix + b"jobs/", prefix=True).kvs == []
+    assert etcd_client.get(etcd_key_prefix + b"work/00000/", prefix=True).count == 1
