@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from etcd_layers import AsyncClient, Client, namespace
+from etcd_layers import AsyncClient, Client, leasing, namespace, ordering
 from etcd_layers.concurrency import (
     AsyncBarrier,
     AsyncDoubleBarrier,
@@ -234,3 +234,30 @@ async def test_async_recipes_refuse_the_wrong_kind(
         AsyncRWMutex(session, b"rw")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not open"):
         AsyncDoubleBarrier(AsyncSession(etcd_async_client), b"db", 2)
+
+
+async def test_async_recipes_work_through_a_full_layer_stack(
+    etcd_async_client: AsyncClient, etcd_key_prefix: bytes
+) -> None:
+    """AsyncQueue and AsyncRWMutex through ordering over leasing over a namespace."""
+    stack = ordering.wrap(
+        await leasing.wrap(namespace.wrap(etcd_async_client, etcd_key_prefix), "lease/")
+    )
+    try:
+        queue = AsyncQueue(stack, "q")
+        waiting = asyncio.ensure_future(queue.dequeue(WAIT))
+        await asyncio.sleep(0.2)
+        await queue.enqueue(b"a")
+        assert await waiting == b"a"
+        async with AsyncSession(stack, ttl=LONG_TTL) as session:
+            reader, writer = AsyncRWMutex(session, "rw"), AsyncRWMutex(session, "rw")
+            await reader.rlock(WAIT)
+            writing = asyncio.ensure_future(writer.lock(WAIT))
+            await asyncio.sleep(0.3)
+            assert not writing.done()
+            await reader.runlock()
+            await writing
+            await writer.unlock()
+        assert await keys(etcd_async_client, etcd_key_prefix + b"rw/") == []
+    finally:
+        await stack.close()

@@ -16,7 +16,12 @@ import pytest
 from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
 
 from etcd_layers import errors
-from etcd_layers.concurrency import KeyExistsError, NotEnteredError, TooManyClientsError
+from etcd_layers.concurrency import (
+    KeyExistsError,
+    NotEnteredError,
+    SessionExpiredError,
+    TooManyClientsError,
+)
 from etcd_layers.testing import EtcdServer, wait_until
 
 WAIT = 20.0  # bound on every blocking step of a test
@@ -229,3 +234,32 @@ def test_double_barrier_leave_waits_for_a_participant_still_inside(
     assert len(plain_kit.keys(name + b"/waiters/")) == 1  # only the second one is left
     second.leave(WAIT)
     assert plain_kit.keys(name + b"/") == []
+
+
+def test_double_barrier_enter_fails_when_its_session_ends(
+    plain_kit: RecipeKit, pool: ThreadPoolExecutor
+) -> None:
+    """A participant waiting in enter() whose lease is revoked raises SessionExpiredError."""
+    name = plain_kit.name(b"b")
+    session = plain_kit.session(ttl=3)
+    entering = pool.submit(plain_kit.double_barrier(session, name, 2).enter, WAIT)
+    wait_until(lambda: plain_kit.keys(name + b"/waiters/") != [], timeout=WAIT)
+    plain_kit.raw.revoke(session.lease_id)
+    with pytest.raises(SessionExpiredError):
+        entering.result(timeout=10)
+    assert plain_kit.keys(name + b"/") == []
+
+
+def test_double_barrier_is_reusable_after_a_round(
+    plain_kit: RecipeKit, pool: ThreadPoolExecutor
+) -> None:
+    """Two rounds on one key: the second waits for its own count, not the first's ready."""
+    name = plain_kit.name(b"b")
+    for _ in range(2):
+        barriers = [plain_kit.double_barrier(plain_kit.session(), name, 2) for _ in range(2)]
+        first = pool.submit(barriers[0].enter, WAIT)
+        time.sleep(0.3)
+        assert not first.done()
+        barriers[1].enter(WAIT)
+        first.result(timeout=WAIT)
+        all_done([pool.submit(barrier.leave, WAIT) for barrier in barriers])

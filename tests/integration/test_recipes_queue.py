@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
 
-from etcd_layers import Client, errors, namespace
+from etcd_layers import Client, errors, leasing, namespace, ordering
+from etcd_layers.concurrency import Barrier, PriorityQueue, Queue, RWMutex, Session
 from etcd_layers.testing import EtcdServer
 
 WAIT = 20.0  # bound on every blocking step of a test
@@ -232,3 +233,37 @@ def test_readme_recipes_example_runs(etcd_client: Client, etcd_key_prefix: bytes
     exec(compile(source, "README.md", "exec"), {"cli": cli})  # our own README
     assert etcd_client.get(etcd_key_prefix + b"jobs/", prefix=True).kvs == []
     assert etcd_client.get(etcd_key_prefix + b"work/00000/", prefix=True).count == 1
+
+
+def test_recipes_work_through_a_full_layer_stack(
+    etcd_client: Client, etcd_key_prefix: bytes
+) -> None:
+    """Queue, PriorityQueue, Barrier and RWMutex through ordering over leasing over a namespace."""
+    stack = ordering.wrap(leasing.wrap(namespace.wrap(etcd_client, etcd_key_prefix), "lease/"))
+    try:
+        queue = Queue(stack, "q")
+        queue.enqueue(b"a")
+        queue.enqueue(b"b")
+        assert [queue.dequeue(WAIT), queue.dequeue(WAIT)] == [b"a", b"b"]
+        priority = PriorityQueue(stack, "pq")
+        priority.enqueue(b"late", 9)
+        priority.enqueue(b"soon", 1)
+        assert priority.dequeue(WAIT) == b"soon"
+        barrier = Barrier(stack, "gate")
+        barrier.hold()
+        with pytest.raises(errors.DeadlineExceededError):
+            barrier.wait(0.3)
+        barrier.release()
+        barrier.wait(WAIT)
+        with Session(stack, ttl=5) as session:
+            reader, writer = RWMutex(session, "rw"), RWMutex(session, "rw")
+            reader.rlock(WAIT)
+            with pytest.raises(errors.DeadlineExceededError):
+                writer.lock(0.3)
+            reader.runlock()
+            writer.lock(WAIT)
+            writer.unlock()
+        assert etcd_client.get(etcd_key_prefix + b"pq/", prefix=True).count == 1
+        assert etcd_client.get(etcd_key_prefix + b"rw/", prefix=True).count == 0
+    finally:
+        stack.close()

@@ -22,6 +22,10 @@ A session that must not outlive its lease's end reacts to it without polling:
 AsyncSession, AsyncMutex and AsyncElection are their asyncio forms, on an AsyncClient (or an
 async layer), with the same keys and queue, so sync and async processes share one lock or
 election: `async with AsyncSession(acli, ttl=10) as s: async with AsyncMutex(s, "locks/x"): ...`.
+
+Go's experimental recipes are here too, on Go's keys (see each module's docstring for its
+layout), so Go and Python processes share them: Barrier and DoubleBarrier (barrier.py), Queue
+and PriorityQueue (queue.py), RWMutex (rwmutex.py), and their Async* twins.
 """
 
 from __future__ import annotations

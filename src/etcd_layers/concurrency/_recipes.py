@@ -12,6 +12,16 @@ processes share a recipe on the same key:
   sequence), served in key order, with base keys `__prefix/%05d`.
 - RWMutex `prefix`: unique keys `prefix/read/<ns>` and `prefix/write/<ns>` on the session's
   lease; a reader waits for the writers created before it, a writer for every key before it.
+
+Where this departs from Go, on purpose (each keeps the keys Go reads and writes):
+
+- Reads of a recipe's keys are ranges over `name + "/"`, where Go reads the bare name as a
+  prefix: Go's Queue "jobs" also serves the items of a queue "jobs2".
+- Watches start one revision after the read they follow (Go starts at the read's own,
+  which etcd serves only on its next sync pass; nothing at the read's revision is new).
+- An RWMutex waiter reads its own key with each check and stops with SessionExpiredError once
+  it is gone, as Mutex does; Go's waits on.
+- A compacted history makes a wait read again instead of ending unseen.
 """
 
 from __future__ import annotations
