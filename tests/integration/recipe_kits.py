@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, wait
 from typing import Any, Final, TypeVar
 
 from etcd_layers import AsyncClient, Client, namespace
@@ -33,10 +34,19 @@ from etcd_layers.testing import ClientOptions, wait_until
 
 T = TypeVar("T")
 
+SHORT: Final = 1.0  # how long "it still waits" is watched for
 KINDS: Final = ("sync", "async")
 # Each kind, alone and inside a namespace: the recipes must work through any layer.
 KINDS_AND_LAYERS: Final = ("sync", "async", "sync-namespace", "async-namespace")
 LONG_TTL: Final = 5  # sessions that must outlive the test (kept alive all along)
+
+
+def still_waiting(*futures: Future[Any], seconds: float = SHORT) -> None:
+    """Assert that none of `futures` finishes within `seconds` (a failure's error is raised)."""
+    done, _ = wait(futures, timeout=seconds)
+    for future in done:
+        future.result()  # raises what went wrong
+    assert not done, f"{len(done)} of {len(futures)} finished while they should wait"
 
 
 class Loop:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
+from recipe_kits import KINDS, KINDS_AND_LAYERS, SHORT, RecipeKit, still_waiting
 
 from etcd_layers import errors
 from etcd_layers.concurrency import (
@@ -25,7 +25,6 @@ from etcd_layers.concurrency import (
 from etcd_layers.testing import EtcdServer, wait_until
 
 WAIT = 20.0  # bound on every blocking step of a test
-SHORT = 1.0  # how long "it still waits" is watched for
 
 
 def make_kit(
@@ -75,8 +74,7 @@ def test_barrier_blocks_waiters_until_released(kit: RecipeKit, pool: ThreadPoolE
         holder.hold()  # Go: "able to double-hold barrier"
     kit.raw.put(kit.ns + kit.name(b"x"), b"")  # move the revision forward
     released = [pool.submit(kit.barrier(name).wait, WAIT) for _ in range(5)]
-    time.sleep(SHORT)  # the waiters have had time to (wrongly) return
-    assert not any(future.done() for future in released)
+    still_waiting(*released)
     holder.release()
     all_done(released)
     assert kit.keys(name) == []
@@ -143,15 +141,13 @@ def test_double_barrier_enters_and_leaves_together(
 
     others = [pool.submit(participant) for _ in range(waiters - 1)]
     last = kit.double_barrier(kit.session(), name, waiters)
-    time.sleep(SHORT)
-    assert not entered.acquire(blocking=False)  # Go: "barrier did not enter-wait"
+    assert not entered.acquire(timeout=SHORT)  # Go: "barrier did not enter-wait"
     last.enter(WAIT)
     for _ in range(waiters - 1):
         assert entered.acquire(timeout=WAIT)
     assert kit.raw.get(kit.ns + name + b"/ready").kvs
     go_on.set()
-    time.sleep(SHORT)
-    assert not left.acquire(blocking=False)  # Go: "barrier did not leave-wait"
+    assert not left.acquire(timeout=SHORT)  # Go: "barrier did not leave-wait"
     last.leave(WAIT)
     all_done(others)
     assert kit.keys(name + b"/") == []  # the last one out deleted ready too
@@ -182,8 +178,7 @@ def test_double_barrier_participant_whose_session_ends_lets_the_others_leave(
     entering = [pool.submit(barrier.enter, WAIT) for barrier in [doomed, *others]]
     all_done(entering)
     leaving = [pool.submit(barrier.leave, WAIT) for barrier in others]
-    time.sleep(SHORT)
-    assert not any(future.done() for future in leaving)
+    still_waiting(*leaving)
     kit.raw.revoke(doomed_session.lease_id)  # as Go's s0.Close(): its key goes with the lease
     all_done(leaving)
     # `ready` may stay (as in Go, when the lost one was the lowest); the next round puts it anew.
@@ -258,8 +253,7 @@ def test_double_barrier_is_reusable_after_a_round(
     for _ in range(2):
         barriers = [plain_kit.double_barrier(plain_kit.session(), name, 2) for _ in range(2)]
         first = pool.submit(barriers[0].enter, WAIT)
-        time.sleep(0.3)
-        assert not first.done()
+        still_waiting(first)
         barriers[1].enter(WAIT)
         first.result(timeout=WAIT)
         all_done([pool.submit(barrier.leave, WAIT) for barrier in barriers])

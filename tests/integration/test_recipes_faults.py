@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from recipe_kits import KINDS, RecipeKit
+from recipe_kits import KINDS, RecipeKit, still_waiting
 
 from etcd_layers.testing import EtcdCluster, Member, wait_until
 
@@ -62,11 +62,10 @@ def test_dequeue_waiting_through_a_member_restart_gets_the_item(
     try:
         name = reader_kit.name(b"q")
         reading = pool.submit(reader_kit.queue(name).dequeue, WAIT)
-        time.sleep(0.5)  # the reader is watching
+        still_waiting(reading, seconds=0.5)  # by now the reader is watching
         member.kill()
         writer_kit.queue(name).enqueue(b"while-down")
-        time.sleep(0.5)
-        assert not reading.done()
+        still_waiting(reading, seconds=0.5)
         member.start()
         assert reading.result(timeout=WAIT) == b"while-down"
         assert writer_kit.keys(name + b"/") == []
@@ -93,8 +92,7 @@ def test_rwmutex_writer_waiting_through_a_member_restart_gets_the_lock(
         writing = pool.submit(writer.lock, WAIT)
         wait_until(lambda: holder_kit.keys(name + b"/write/") != [], timeout=WAIT)
         member.kill()
-        reader.runlock()
-        time.sleep(0.5)
+        reader.runlock()  # while the writer's member is down
         member.start()
         writing.result(timeout=WAIT)
         writer.unlock()

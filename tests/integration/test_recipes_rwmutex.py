@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
+from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit, still_waiting
 
 from etcd_layers import errors
 from etcd_layers.concurrency import LockNotHeldError, SessionExpiredError
 from etcd_layers.testing import EtcdServer, wait_until
 
 WAIT = 20.0  # bound on every blocking step of a test
-SHORT = 1.0  # how long "it still waits" is watched for
 REVOKED_TTL = 3  # renewed every second, so a session notices a revoke within about one
 
 
@@ -97,7 +96,7 @@ def test_rwmutex_readers_share_and_writers_exclude(
         for _ in range(3):
             (rwmutex.lock if write else rwmutex.rlock)(WAIT)
             occupancy.enter(write)
-            time.sleep(0.02)
+            time.sleep(0.02)  # hold it a while, so that the others queue behind
             occupancy.leave(write)
             (rwmutex.unlock if write else rwmutex.runlock)()
 
@@ -132,13 +131,10 @@ def test_rwmutex_writer_is_not_starved_by_later_readers(
         late_reader.rlock(0.5)  # behind the writer
     assert len(kit.keys(name + b"/read/")) == 1  # the late reader withdrew its key
     reading = pool.submit(late_reader.rlock, WAIT)
-    time.sleep(SHORT)
-    assert not writing.done()
-    assert not reading.done()
+    still_waiting(writing, reading)
     first_reader.runlock()
     writing.result(timeout=WAIT)
-    time.sleep(SHORT)
-    assert not reading.done()  # the writer holds it now
+    still_waiting(reading)  # the writer holds it now
     writer.unlock()
     reading.result(timeout=WAIT)
     late_reader.runlock()
@@ -166,8 +162,7 @@ def test_rwmutex_writer_whose_session_ends_hands_over(
     plain_kit.rwmutex(doomed_session, name).lock(WAIT)
     reader = plain_kit.rwmutex(plain_kit.session(), name)
     reading = pool.submit(reader.rlock, WAIT)
-    time.sleep(SHORT)
-    assert not reading.done()
+    still_waiting(reading)
     plain_kit.raw.revoke(doomed_session.lease_id)
     reading.result(timeout=WAIT)
     assert plain_kit.session_ended(doomed_session, timeout=10)
