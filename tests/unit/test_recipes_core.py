@@ -28,6 +28,7 @@ from etcd_layers.concurrency._recipe_keys import (
     WaitDelete,
     WaitPut,
     Withdraw,
+    checked_key,
     claim,
     create_sequential,
     create_unique,
@@ -372,3 +373,11 @@ def test_rw_lock_writer_waits_for_every_key_before_it() -> None:
     assert key_of(step.success[0]) == b"rw/"
     script.answer(TxnResponse(header(21), True, [got(21), got(21, kv(b"rw/write/1", 20))]))
     assert script.result == (b"rw/write/1", 20)
+
+
+def test_checked_key_refuses_empty_and_non_bytes_before_io() -> None:
+    assert checked_key("q") == b"q"
+    with pytest.raises(ValueError, match="prefix must not be empty"):
+        checked_key(b"", "prefix")
+    with pytest.raises(TypeError, match="key"):
+        checked_key(5)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
 from etcd_layers.base.compare import Compare
+from etcd_layers.base.keys import to_bytes
 from etcd_layers.base.ops import GetOp, Op, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import (
     EventType,
@@ -48,6 +49,19 @@ class KeyExistsError(EtcdError):
 
 class TooManyClientsError(EtcdError):
     """A DoubleBarrier already has `count` participants (Go's `ErrTooManyClients`)."""
+
+
+def checked_key(key: object, name: str = "key") -> bytes:
+    """Return a recipe's key or prefix as bytes, before any I/O.
+
+    Raises:
+        TypeError: it is not str or bytes.
+        ValueError: it is empty (Go would put keys under "/", where other recipes live).
+    """
+    raw = to_bytes(key, name=name)  # checks the type itself
+    if not raw:
+        raise ValueError(f"{name} must not be empty")
+    return raw
 
 
 # --- the steps a flow yields, besides an Op (answered with its response) ----------------------

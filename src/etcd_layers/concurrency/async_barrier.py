@@ -15,13 +15,13 @@ from etcd_layers.concurrency._async_recipe_driver import (
     checked_session,
     run_recipe,
 )
+from etcd_layers.concurrency._recipe_keys import checked_key
 from etcd_layers.concurrency._recipes import barrier_hold, barrier_wait, enter, leave
 from etcd_layers.concurrency.async_session import AsyncSession
 from etcd_layers.concurrency.barrier import (
     Entered,
     NotEnteredError,
     checked_count,
-    checked_key,
 )
 
 

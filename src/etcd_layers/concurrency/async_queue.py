@@ -13,9 +13,8 @@ from etcd_layers.concurrency._async_recipe_driver import (
     checked_client,
     run_recipe,
 )
-from etcd_layers.concurrency._recipe_keys import create_sequential, create_unique
+from etcd_layers.concurrency._recipe_keys import checked_key, create_sequential, create_unique
 from etcd_layers.concurrency._recipes import dequeue, first_item, oldest_item, priority_prefix
-from etcd_layers.concurrency.barrier import checked_key
 from etcd_layers.concurrency.queue import checked_priority
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.concurrency._async_recipe_driver import checked_session, run_recipe
+from etcd_layers.concurrency._recipe_keys import checked_key
 from etcd_layers.concurrency._recipes import rw_lock
 from etcd_layers.concurrency.async_session import AsyncSession
-from etcd_layers.concurrency.barrier import checked_key
 from etcd_layers.concurrency.rwmutex import RWHolding, check_can_lock, check_holds
 
 

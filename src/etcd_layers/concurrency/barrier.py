@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etcd_layers.base.checks import check_int, check_timeout
-from etcd_layers.base.keys import StrOrBytes, to_bytes
+from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.concurrency._recipe_driver import (
     RecipeClient,
     checked_client,
     checked_session,
     run_recipe,
 )
+from etcd_layers.concurrency._recipe_keys import checked_key
 from etcd_layers.concurrency._recipes import barrier_hold, barrier_wait, enter, leave
 from etcd_layers.concurrency.session import Session
 from etcd_layers.errors import EtcdError
@@ -27,14 +28,6 @@ from etcd_layers.errors import EtcdError
 
 class NotEnteredError(EtcdError):
     """`DoubleBarrier.leave()` was called without a successful `enter()` before it."""
-
-
-def checked_key(key: StrOrBytes, name: str = "key") -> bytes:
-    """Return a recipe's key or prefix as bytes (TypeError / ValueError if unusable)."""
-    raw = to_bytes(key, name=name)
-    if not raw:
-        raise ValueError(f"{name} must not be empty")
-    return raw
 
 
 def checked_count(count: object) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from etcd_layers.base.checks import check_int
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.concurrency._recipe_driver import RecipeClient, checked_client, run_recipe
-from etcd_layers.concurrency._recipe_keys import create_sequential, create_unique
+from etcd_layers.concurrency._recipe_keys import checked_key, create_sequential, create_unique
 from etcd_layers.concurrency._recipes import (
     MAX_PRIORITY,
     dequeue,
@@ -26,7 +26,6 @@ from etcd_layers.concurrency._recipes import (
     oldest_item,
     priority_prefix,
 )
-from etcd_layers.concurrency.barrier import checked_key
 
 
 def checked_priority(priority: object) -> int:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.concurrency._recipe_driver import checked_session, run_recipe
+from etcd_layers.concurrency._recipe_keys import checked_key
 from etcd_layers.concurrency._recipes import rw_lock
-from etcd_layers.concurrency.barrier import checked_key
 from etcd_layers.concurrency.mutex import LockNotHeldError
 from etcd_layers.concurrency.session import Session
 
