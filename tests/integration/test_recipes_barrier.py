@@ -25,6 +25,7 @@ from etcd_layers.concurrency import (
 from etcd_layers.testing import EtcdServer, wait_until
 
 WAIT = 20.0  # bound on every blocking step of a test
+EXPIRING_TTL = 2  # etcd's smallest lease TTL with the default election timeout
 
 
 def make_kit(
@@ -166,20 +167,24 @@ def test_double_barrier_refuses_one_too_many(kit: RecipeKit, pool: ThreadPoolExe
     assert kit.keys(name + b"/") == []
 
 
+@pytest.mark.parametrize("failure", ["revoke", "expire"])
 def test_double_barrier_participant_whose_session_ends_lets_the_others_leave(
-    plain_kit: RecipeKit, pool: ThreadPoolExecutor
+    plain_kit: RecipeKit, pool: ThreadPoolExecutor, failure: str
 ) -> None:
-    """Go's TestDoubleBarrierFailover: a participant whose lease is revoked counts as left."""
+    """Go's TestDoubleBarrierFailover: a participant whose lease ends counts as left."""
     kit, waiters = plain_kit, 5
     name = kit.name(b"test-barrier")
-    doomed_session, shared = kit.session(), kit.session()
+    doomed_session, shared = kit.session(ttl=EXPIRING_TTL), kit.session()
     doomed = kit.double_barrier(doomed_session, name, waiters)
     others = [kit.double_barrier(shared, name, waiters) for _ in range(waiters - 1)]
     entering = [pool.submit(barrier.enter, WAIT) for barrier in [doomed, *others]]
     all_done(entering)
     leaving = [pool.submit(barrier.leave, WAIT) for barrier in others]
     still_waiting(*leaving)
-    kit.raw.revoke(doomed_session.lease_id)  # as Go's s0.Close(): its key goes with the lease
+    if failure == "revoke":
+        kit.raw.revoke(doomed_session.lease_id)  # as Go's s0.Close(): the key goes with the lease
+    else:
+        doomed_session.orphan()  # as a crashed process: no more renewals; the lease runs out
     all_done(leaving)
     # `ready` may stay (as in Go, when the lost one was the lowest); the next round puts it anew.
     assert kit.keys(name + b"/waiters/") == []

@@ -207,26 +207,37 @@ def test_many_threads_rwmutex_counter_is_exact(
 
 READER_PROCESS = textwrap.dedent(
     """
-    import json, sys
-    from etcd_layers import Client
-    from etcd_layers.concurrency import Queue
-    endpoints, options, name, count = json.loads(sys.argv[1])
-    with Client(endpoints, **options) as cli:
-        queue = Queue(cli, name.encode())
-        print("ready", flush=True)
-        got = [queue.dequeue(30).decode() for _ in range(count)]
+    import asyncio, json, sys
+    from etcd_layers import AsyncClient, Client
+    from etcd_layers.concurrency import AsyncQueue, Queue
+    kind, endpoints, options, name, count = json.loads(sys.argv[1])
+
+    async def read_async():
+        async with AsyncClient(endpoints, **options) as acli:
+            queue = AsyncQueue(acli, name.encode())
+            print("ready", flush=True)
+            return [(await queue.dequeue(30)).decode() for _ in range(count)]
+
+    if kind == "async":
+        got = asyncio.run(read_async())
+    else:
+        with Client(endpoints, **options) as cli:
+            queue = Queue(cli, name.encode())
+            print("ready", flush=True)
+            got = [queue.dequeue(30).decode() for _ in range(count)]
     print(json.dumps(got), flush=True)
     """
 )
 
 
 def test_processes_share_one_queue(etcd_cluster: EtcdCluster, etcd_key_prefix: bytes) -> None:
-    """3 Python processes, each on its own member, dequeue 30 items between them, once each."""
+    """4 Python processes, sync and asyncio, on the 3 members, dequeue 40 items, once each."""
     name = (etcd_key_prefix + b"q").decode()
     options = {k: str(v) for k, v in etcd_cluster.client_options().items()}
     processes = []
-    for member in etcd_cluster.members:
-        argument = json.dumps([[member.endpoint], options, name, 10])
+    for index, kind in enumerate(["sync", "async", "sync", "async"]):
+        member = etcd_cluster.members[index % 3]
+        argument = json.dumps([kind, [member.endpoint], options, name, 10])
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-c", READER_PROCESS, argument],
@@ -241,7 +252,7 @@ def test_processes_share_one_queue(etcd_cluster: EtcdCluster, etcd_key_prefix: b
         kit = kit_on("sync", etcd_cluster, etcd_cluster.members, etcd_key_prefix)
         try:
             queue = kit.queue(kit.name(b"q"))
-            for index in range(30):
+            for index in range(40):
                 queue.enqueue(f"item-{index}")
         finally:
             kit.close()
@@ -250,7 +261,7 @@ def test_processes_share_one_queue(etcd_cluster: EtcdCluster, etcd_key_prefix: b
             out, _ = process.communicate(timeout=60)
             assert process.returncode == 0
             got.extend(json.loads(out.strip().splitlines()[-1]))
-        assert sorted(got) == sorted(f"item-{index}" for index in range(30))
+        assert sorted(got) == sorted(f"item-{index}" for index in range(40))
     finally:
         for process in processes:
             if process.poll() is None:
