@@ -213,6 +213,8 @@ def test_double_barrier_keys_are_gos_layout(plain_kit: RecipeKit) -> None:
     assert plain_kit.raw.get(name + b"/ready").kvs
     with pytest.raises(NotEnteredError):
         plain_kit.double_barrier(session, name, 1).leave(WAIT)
+    with pytest.raises(RuntimeError, match="entered"):
+        barrier.enter(WAIT)  # one object is one participant
     barrier.leave(WAIT)
     assert plain_kit.keys(name + b"/") == []
 

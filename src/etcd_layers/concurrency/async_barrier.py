@@ -21,6 +21,7 @@ from etcd_layers.concurrency.async_session import AsyncSession
 from etcd_layers.concurrency.barrier import (
     Entered,
     NotEnteredError,
+    check_not_entered,
     checked_count,
 )
 
@@ -99,6 +100,7 @@ class AsyncDoubleBarrier:
 
     async def enter(self, timeout: float | None = None) -> None:
         """Join, and wait until `count` participants have joined (see DoubleBarrier.enter)."""
+        check_not_entered(self._entered, self._key)
         key, revision = await run_recipe(
             enter(self._key, self._count, self._session.lease_id),
             self._session.client,

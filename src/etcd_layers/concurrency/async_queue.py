@@ -2,7 +2,9 @@
 
 The keys are Queue's and PriorityQueue's (see etcd_layers.concurrency.queue), so sync, async
 and Go processes share one queue. A task cancelled in `dequeue()` takes no item: one it had
-claimed in that instant is put back (a PriorityQueue item in its place, a Queue item last).
+claimed in that instant is put back (a PriorityQueue item in its place, a Queue item last). A
+task cancelled in `Queue.enqueue()` withdraws the item if its put went through and nobody has
+taken it yet.
 """
 
 from __future__ import annotations

@@ -30,6 +30,23 @@ class NotEnteredError(EtcdError):
     """`DoubleBarrier.leave()` was called without a successful `enter()` before it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """A participant in a DoubleBarrier: its key and that key's create revision."""
+
+    key: bytes
+    revision: int
+
+
+def check_not_entered(entered: Entered | None, key: bytes) -> None:
+    """Refuse a second enter() by one participant: its first key would be lost, yet counted."""
+    if entered is not None:
+        raise RuntimeError(
+            f"this participant entered the double barrier {key!r} already: leave() first, "
+            "or use one DoubleBarrier per participant"
+        )
+
+
 def checked_count(count: object) -> int:
     """Return a DoubleBarrier's participant count (TypeError / ValueError if not an int >= 1)."""
     number = check_int(count, "count")
@@ -86,14 +103,6 @@ class Barrier:
         return f"<Barrier key={self._key!r}>"
 
 
-@dataclass(frozen=True, slots=True)
-class Entered:
-    """A participant in a DoubleBarrier: its key and that key's create revision."""
-
-    key: bytes
-    revision: int
-
-
 class DoubleBarrier:
     """A barrier that `count` participants enter together and leave together (Go's recipe).
 
@@ -138,10 +147,12 @@ class DoubleBarrier:
         On failure or timeout the participant's key is withdrawn, so it does not count.
 
         Raises:
+            RuntimeError: this participant has entered already (and not left).
             TooManyClientsError: `count` participants had entered already.
             DeadlineExceededError: the count was not complete within `timeout` seconds.
             SessionExpiredError: the session ended while waiting.
         """
+        check_not_entered(self._entered, self._key)
         flow = enter(self._key, self._count, self._session.lease_id)
         key, revision = run_recipe(
             flow,
