@@ -261,3 +261,22 @@ async def test_async_recipes_work_through_a_full_layer_stack(
         assert await keys(etcd_async_client, etcd_key_prefix + b"rw/") == []
     finally:
         await stack.close()
+
+
+async def test_cancelled_enqueue_leaves_no_item(
+    etcd_async_client: AsyncClient, etcd_key_prefix: bytes
+) -> None:
+    """Enqueuers cancelled at every point of their request leave only the items they reported."""
+    acli = etcd_async_client
+    name = etcd_key_prefix + b"q"
+    queue = AsyncQueue(acli, name)
+    finished = 0
+    for round_index in range(20):
+        task = asyncio.ensure_future(queue.enqueue(b"item"))
+        for _ in range(round_index % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+            finished += 1
+    assert len(await keys(acli, name + b"/")) == finished
