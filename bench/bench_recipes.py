@@ -12,7 +12,7 @@ against the bare requests Go's algorithm sends for it, on the same client:
 
 The ratio is the recipe's overhead over its requests (flow, driver, checks). The second table
 is throughput: items per second through one Queue by 4 producer and 4 consumer threads (sync),
-and by 4 + 4 tasks (asyncio), every item read once.
+our batched read against Go's one-item read, alternating, and by 4 + 4 tasks (asyncio).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from etcd_layers import AsyncClient, Client, Compare, Op, SortOrder, SortTarget
 from etcd_layers.concurrency import (
@@ -33,6 +34,8 @@ from etcd_layers.concurrency import (
     RWMutex,
     Session,
 )
+from etcd_layers.concurrency._recipe_driver import run_recipe
+from etcd_layers.concurrency._recipes import DEQUEUE_BATCH, dequeue, oldest_item
 from etcd_layers.testing import EtcdServer
 
 PREFIX = b"/bench/recipes/"
@@ -138,9 +141,22 @@ def bare_rwmutex(cli: Client, prefix: bytes, lease_id: int) -> Callable[[], obje
     return run
 
 
-def sync_throughput(cli: Client, prefix: bytes, items: int) -> float:
-    """Items per second through one Queue, WORKERS producer and consumer threads."""
-    queue = Queue(cli, prefix)
+class GoReadQueue:
+    """A Queue whose dequeue reads one item at a time, as Go's does (for comparison only)."""
+
+    def __init__(self, client: Client, prefix: bytes) -> None:
+        self.client, self.queue = client, Queue(client, prefix)
+
+    def enqueue(self, value: str) -> None:
+        self.queue.enqueue(value)
+
+    def dequeue(self, timeout: float | None = None) -> bytes:
+        go_read = replace(oldest_item(self.queue.prefix), limit=1)
+        return run_recipe(dequeue(go_read), self.client, timeout, "dequeue")
+
+
+def sync_throughput(queue: Queue | GoReadQueue, items: int) -> float:
+    """Items per second through `queue`, WORKERS producer and consumer threads."""
     share = items // WORKERS
     start = threading.Barrier(2 * WORKERS + 1)
 
@@ -228,9 +244,18 @@ def main() -> None:
             print(f"{'operation':32} {'bare ms':>8} {'recipe ms':>10} {'ratio':>6}")
             for case, (bare, recipe) in medians.items():
                 print(f"{case:32} {bare * 1e3:8.3f} {recipe * 1e3:10.3f} {recipe / bare:6.2f}")
-            sync_rate = sync_throughput(cli, PREFIX + b"tq", args.items)
+            rates: dict[str, list[float]] = {"batch": [], "go": []}
+            for round_ in range(args.rounds):  # Go's one-item read and ours, alternating
+                order = ["batch", "go"] if round_ % 2 == 0 else ["go", "batch"]
+                for kind in order:
+                    name = PREFIX + f"tq{round_}{kind}".encode()
+                    tested = Queue(cli, name) if kind == "batch" else GoReadQueue(cli, name)
+                    rates[kind].append(sync_throughput(tested, args.items))
         async_rate = asyncio.run(async_throughput(endpoints, PREFIX + b"atq", args.items))
-        print(f"Queue throughput, {WORKERS}+{WORKERS} threads (sync):  {sync_rate:8.0f} items/s")
+        batch, go = statistics.median(rates["batch"]), statistics.median(rates["go"])
+        print(f"Queue throughput, {WORKERS}+{WORKERS} threads, sync (median of {args.rounds}):")
+        print(f"  reading {DEQUEUE_BATCH} items at once:   {batch:8.0f} items/s")
+        print(f"  reading 1 item (Go's read): {go:8.0f} items/s  ratio {batch / go:.2f}")
         print(f"Queue throughput, {WORKERS}+{WORKERS} tasks (asyncio): {async_rate:8.0f} items/s")
 
 

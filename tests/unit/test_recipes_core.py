@@ -43,6 +43,7 @@ from etcd_layers.concurrency._recipe_keys import (
     unique_key,
 )
 from etcd_layers.concurrency._recipes import (
+    DEQUEUE_BATCH,
     barrier_hold,
     barrier_wait,
     blocker_check,
@@ -192,10 +193,10 @@ def test_queue_reads_are_gos_first_rev_and_first_key_under_the_slash() -> None:
         b"q/",
         SortTarget.MOD,
         SortOrder.ASCEND,
-        1,
+        DEQUEUE_BATCH,
     )
     # Key order ascending is etcd's default: Op.get spells it as no sort at all.
-    assert (first.key, first.sort_target, first.limit) == (b"q/", SortTarget.KEY, 1)
+    assert (first.key, first.sort_target, first.limit) == (b"q/", SortTarget.KEY, DEQUEUE_BATCH)
     assert first.sort_order in (SortOrder.NONE, SortOrder.ASCEND)
 
 
@@ -348,6 +349,15 @@ def test_dequeue_reads_again_when_it_lost_an_item_and_more_remain() -> None:
     assert isinstance(script.answer(False), GetOp)  # Go: `resp.More`: read again
     script.answer(got(13))
     assert script.step == WaitPut(b"q/", True, 14)
+
+
+def test_dequeue_tries_the_next_item_read_when_it_loses_one() -> None:
+    script = Script(dequeue(oldest_item(b"q")))
+    first, second = kv(b"q/1", 4, b"a"), kv(b"q/2", 5, b"b")
+    assert script.answer(got(12, first, second)) == Claim(first)
+    assert script.answer(False) == Claim(second)  # no second read
+    script.answer(True)
+    assert script.result == b"b"
 
 
 def test_rw_lock_reader_waits_for_writers_only_and_fails_without_its_key() -> None:
