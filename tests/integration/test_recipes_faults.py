@@ -75,6 +75,34 @@ def test_dequeue_waiting_through_a_member_restart_gets_the_item(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_barrier_and_double_barrier_waiting_through_a_member_restart(
+    etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, pool: ThreadPoolExecutor, kind: str
+) -> None:
+    """Waiters on a restarting member see a release and a completed count made while it was down."""
+    member = follower_of(etcd_cluster)
+    others = [m for m in etcd_cluster.members if m is not member]
+    waiter_kit = kit_on(kind, etcd_cluster, [member], etcd_key_prefix)
+    other_kit = kit_on("sync", etcd_cluster, others, etcd_key_prefix)
+    try:
+        gate, group = waiter_kit.name(b"gate"), waiter_kit.name(b"group")
+        other_kit.barrier(gate).hold()
+        waiting = pool.submit(waiter_kit.barrier(gate).wait, WAIT)
+        first = waiter_kit.double_barrier(waiter_kit.session(ttl=10), group, 2)
+        entering = pool.submit(first.enter, WAIT)
+        wait_until(lambda: other_kit.keys(group + b"/waiters/") != [], timeout=WAIT)
+        still_waiting(waiting, entering, seconds=0.5)
+        member.kill()
+        other_kit.barrier(gate).release()
+        other_kit.double_barrier(other_kit.session(), group, 2).enter(WAIT)
+        member.start()
+        waiting.result(timeout=WAIT)
+        entering.result(timeout=WAIT)
+    finally:
+        waiter_kit.close()
+        other_kit.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_rwmutex_writer_waiting_through_a_member_restart_gets_the_lock(
     etcd_cluster: EtcdCluster, etcd_key_prefix: bytes, pool: ThreadPoolExecutor, kind: str
 ) -> None:
