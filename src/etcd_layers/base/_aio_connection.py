@@ -84,9 +84,11 @@ class AsyncConnection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self._tls = tls
         self._options = options
+        self._interceptors = interceptors
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
         self._login_lock = asyncio.Lock()  # concurrent refusals of one token log in once
@@ -114,7 +116,7 @@ class AsyncConnection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.aio.Channel:
-        return new_async_channel(address, self._tls, self._options)
+        return new_async_channel(address, self._tls, self._options, self._interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.

@@ -87,9 +87,11 @@ class Connection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        interceptors: Sequence[object] = (),
     ) -> None:
         self._tls = tls
         self._options = options
+        self._interceptors = interceptors
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
         self._clock = clock
@@ -117,7 +119,7 @@ class Connection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.Channel:
-        return new_channel(address, self._tls, self._options)
+        return new_channel(address, self._tls, self._options, self._interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.
