@@ -13,7 +13,7 @@ from typing import cast, overload
 import grpc
 import grpc.aio
 
-from etcd_layers import config
+from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
 from etcd_layers.base import _convert, _lease, _methods
 from etcd_layers.base._admin_core import endpoints_from_members
@@ -50,7 +50,7 @@ from etcd_layers.errors import ClosedError, EtcdError, UnavailableError, from_rp
 
 __all__ = ["AsyncClient"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 _KV_OPS = (GetOp, PutOp, DeleteOp, TxnOp)
 
@@ -172,6 +172,7 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
                 return self
             checked = self._settings
             assert checked is not None  # only from_connection leaves it out, connected
+            telemetry.refresh()  # an OpenTelemetry SDK configured since: instrument
             conn = AsyncConnection(
                 checked.addresses,
                 tls=checked.tls,

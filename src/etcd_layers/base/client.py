@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import overload
 
-from etcd_layers import config
+from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
 from etcd_layers.base import _compact, _convert, _methods
 from etcd_layers.base._admin import AdminMixin
@@ -119,6 +119,7 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
             interceptors=interceptors,
             reject_old_cluster=reject_old_cluster,
         )
+        telemetry.refresh()  # an OpenTelemetry SDK configured since: instrument
         self._conn = Connection(
             checked.addresses,
             tls=checked.tls,

@@ -31,7 +31,7 @@ from etcd_layers.concurrency.mutex import LockNotHeldError
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, SessionExpiredError
 from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 
 def checked_session(session: object) -> AsyncSession:

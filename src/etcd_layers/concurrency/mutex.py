@@ -29,7 +29,7 @@ from etcd_layers.concurrency._protocol import (
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
 from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 
 class LockNotHeldError(EtcdError):
