@@ -25,9 +25,10 @@ Metrics (meter "etcd_layers"):
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -65,6 +66,13 @@ class _Attempts:
             self.failovers += 1
         self.count += 1
         self.endpoint = address
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """The response a request's block hands back to its span (None: none yet)."""
+
+    response: Any = None
 
 
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(
@@ -175,34 +183,32 @@ class Instruments:
         if attempts.failovers:
             self.failovers.add(attempts.failovers, attributes)
 
-    def sync_call(self, path: str, request: Any, call: Callable[[], T]) -> T:
-        """Run `call()` (one request, retries included) inside its span and measure it."""
+    @contextlib.contextmanager
+    def _request(self, path: str, request: Any) -> Iterator[_Outcome]:
+        """The span and the measures of one request, around the block that sends it."""
         span, attributes, attempts, token = self._start(path, request)
         started = time.perf_counter()
+        outcome = _Outcome()
         try:
             with trace.use_span(span, end_on_exit=False):
-                response = call()
+                yield outcome
         except BaseException as error:
             self._end(span, attributes, attempts, started, error=error)
             raise
         finally:
             _CURRENT.reset(token)
-        self._end(span, attributes, attempts, started, response=response)
+        self._end(span, attributes, attempts, started, response=outcome.response)
+
+    def sync_call(self, path: str, request: Any, call: Callable[[], T]) -> T:
+        """Run `call()` (one request, retries included) inside its span and measure it."""
+        with self._request(path, request) as outcome:
+            outcome.response = response = call()
         return response
 
     async def async_call(self, path: str, request: Any, call: Callable[[], Awaitable[T]]) -> T:
         """The asyncio twin of `sync_call`."""
-        span, attributes, attempts, token = self._start(path, request)
-        started = time.perf_counter()
-        try:
-            with trace.use_span(span, end_on_exit=False):
-                response = await call()
-        except BaseException as error:
-            self._end(span, attributes, attempts, started, error=error)
-            raise
-        finally:
-            _CURRENT.reset(token)
-        self._end(span, attributes, attempts, started, response=response)
+        with self._request(path, request) as outcome:
+            outcome.response = response = await call()
         return response
 
     # --- the channels' attempt interceptors ----------------------------------------------
