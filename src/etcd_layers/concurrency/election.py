@@ -106,9 +106,10 @@ class Election:
     ) -> Self:
         """Return an Election that is already the leader with a key it won before.
 
-        Go's `ResumeElection`, for a process that restarts and takes back the leadership it held: give it the same
-        session (for a new process, `Session(cli, lease_id=...)` with the old lease) and the
-        leader key and its create revision, as `leader()` or `key`/`revision` told them. No
+        Go's `ResumeElection`, for a process that restarts and takes back the leadership it
+        held: give it the same session (for a new process, `Session(cli, lease_id=...)` with
+        the old lease) and the leader key and its create revision, as `leader()` or
+        `key`/`revision` told them. No
         request is sent; `proclaim` and `resign` then act as leader, and fail or do nothing if
         the key is gone or was created again meanwhile.
 
