@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,7 @@ from stm_kinds import LAYERS, StmRunner, Tx
 from etcd_layers import AsyncClient, Client, Op, errors
 from etcd_layers.concurrency import Isolation
 from etcd_layers.testing import EtcdServer, wait_until
+from etcd_layers.testing.linearizability import Operation, check
 from etcd_layers.testing.plugin import EtcdClusterFactory
 
 CONSISTENT = [Isolation.SERIALIZABLE_SNAPSHOT, Isolation.SERIALIZABLE, Isolation.REPEATABLE_READS]
@@ -72,19 +74,34 @@ def in_threads(count: int, work: Callable[[int], object]) -> list[object]:
 # --- Go's v3_stm_test.go -------------------------------------------------------------------
 
 
-def transfer(runner: StmRunner, keys: list[bytes], source: int, seed: int) -> Callable[[Tx], Any]:
-    """Go's TestSTMConflict apply: move a random part of the source's balance to another key."""
+def transfer(
+    runner: StmRunner,
+    keys: list[bytes],
+    source: int,
+    seed: int,
+    attempt: dict[str, dict[bytes, bytes]] | None = None,
+) -> Callable[[Tx], Any]:
+    """Go's TestSTMConflict apply: move a random part of the source's balance to another key.
+
+    `attempt` gets the reads and writes of the latest attempt (the committed one, at the end).
+    """
     chooser = random.Random(seed)
+    seen = {"reads": {}, "writes": {}} if attempt is None else attempt
 
     async def apply(tx: Tx) -> None:
-        src = int(await tx.get(keys[source]))
+        seen["reads"], seen["writes"] = {}, {}
+        src = await tx.get(keys[source])
         target = chooser.choice([k for i, k in enumerate(keys) if i != source])
-        dst = int(await tx.get(target))
-        if src == 0:
+        dst = await tx.get(target)
+        seen["reads"].update({keys[source]: src, target: dst})
+        if int(src) == 0:
             return
-        amount = chooser.randrange(src) // 2
-        tx.put(keys[source], str(src - amount))
-        tx.put(target, str(dst + amount))
+        amount = chooser.randrange(int(src)) // 2
+        seen["writes"].update(
+            {keys[source]: b"%d" % (int(src) - amount), target: b"%d" % (int(dst) + amount)}
+        )
+        for key, value in seen["writes"].items():
+            tx.put(key, value)
 
     return apply
 
@@ -93,19 +110,40 @@ def transfer(runner: StmRunner, keys: list[bytes], source: int, seed: int) -> Ca
 def test_stm_conflict_bank_transfers_keep_the_total(
     runner: StmRunner, isolation: Isolation
 ) -> None:
-    """Go's TestSTMConflict: 5 threads, 4 transfers each among 5 accounts; the total stays 500."""
+    """Go's TestSTMConflict: 5 threads, 4 transfers each among 5 accounts; the total stays 500.
+
+    Each committed transfer's reads and writes, recorded as gets and puts over the call's time,
+    also form a linearizable history of every account (the project's checker).
+    """
     keys = [runner.key(f"account-{i}") for i in range(5)]
     for key in keys:
         runner.kv.put(key, "100")
+    history: list[Operation] = []
+    lock = threading.Lock()
 
     def work(index: int) -> None:
         for round_ in range(4):
-            apply = transfer(runner, keys, index, seed=index * 100 + round_)
+            attempt: dict[str, dict[bytes, bytes]] = {}
+            apply = transfer(runner, keys, index, seed=index * 100 + round_, attempt=attempt)
+            invoked = time.monotonic()
             runner.stm(apply, isolation=isolation, timeout=WAIT)
+            returned = time.monotonic()
+            client = f"thread-{index}"
+            with lock:
+                history.extend(
+                    Operation(client, "get", k, None, invoked, returned, v)
+                    for k, v in attempt["reads"].items()
+                )
+                history.extend(
+                    Operation(client, "put", k, v, invoked, returned)
+                    for k, v in attempt["writes"].items()
+                )
 
     in_threads(len(keys), work)
     total = sum(int(runner.kv.get(key).kvs[0].value) for key in keys)
     assert total == 500
+    verdict = check(history, initial=lambda key: b"100")
+    assert verdict.ok, verdict.message
 
 
 @pytest.mark.parametrize("isolation", list(Isolation))
