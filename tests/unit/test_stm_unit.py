@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from etcd_layers.base.responses import (
     ResponseHeader,
     TxnResponse,
 )
-from etcd_layers.concurrency import STM, Isolation, stm
+from etcd_layers.concurrency import STM, AsyncSTM, Isolation, stm
 from etcd_layers.concurrency._stm import APPLY, Transaction, attempts
 from etcd_layers.errors import EmptyKeyError
 
@@ -303,3 +304,58 @@ def test_stm_tx_checks_keys_before_any_request() -> None:
     with pytest.raises(EmptyKeyError):
         call_stm(fake, apply)
     assert fake.ops == []
+
+
+class RecordingAsyncKV:
+    """An async KV that records each Op and answers from a list of canned responses."""
+
+    def __init__(self, *answers: Response) -> None:
+        self.answers = list(answers)
+        self.ops: list[Op] = []
+
+    async def do(self, op: Op, *, timeout: float | None = None) -> Response:
+        self.ops.append(op)
+        return self.answers.pop(0)
+
+
+def test_async_stm_refuses_a_sync_apply() -> None:
+    """On an asyncio client, an apply that returns no awaitable is a TypeError; nothing is sent."""
+    fake = RecordingAsyncKV()
+    with pytest.raises(TypeError, match="async function"):
+        asyncio.run(stm(fake, lambda tx: None))  # type: ignore[call-overload]  # a fake AsyncKV
+    assert fake.ops == []
+
+
+def test_async_stm_runs_an_async_apply_and_commits_its_writes() -> None:
+    fake = RecordingAsyncKV(
+        reads(7, kv(b"a", b"1", 5)), TxnResponse(ResponseHeader(revision=8), True, [])
+    )
+
+    async def apply(tx: AsyncSTM) -> None:
+        value = await tx.get("a")
+        tx.put("b", value + b"!")
+        tx.delete("c")
+
+    response = asyncio.run(stm(fake, apply))  # type: ignore[call-overload]  # a fake AsyncKV
+    assert response.succeeded
+    commit = fake.ops[-1]
+    assert isinstance(commit, TxnOp)
+    assert commit.success == (Op.put(b"b", b"1!"), Op.delete(b"c"))
+    assert commit.compare == (
+        Compare.mod_revision(b"a") == 5,
+        Compare.mod_revision(b"b") < 8,
+        Compare.mod_revision(b"c") < 8,
+    )
+
+
+def test_async_stm_exception_in_apply_sends_no_commit() -> None:
+    fake = RecordingAsyncKV(reads(7, None))
+
+    async def apply(tx: AsyncSTM) -> None:
+        await tx.get("a")
+        tx.put("a", "1")
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        asyncio.run(stm(fake, apply))  # type: ignore[call-overload]  # a fake AsyncKV
+    assert len(fake.ops) == 1
