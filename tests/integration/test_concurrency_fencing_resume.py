@@ -167,7 +167,7 @@ def test_resume_election_go_port(
 
 
 def test_restarted_process_resumes_its_leadership(kv: KVWatcherLease, name: bytes) -> None:
-    """A new client and Session on the old lease, with Election.resume, can proclaim and resign."""
+    """A new Session adopting the old lease, with Election.resume, can proclaim and resign."""
     first = Session(kv, ttl=LONG_TTL)
     election = Election(first, name)
     election.campaign(b"v1", timeout=WAIT)

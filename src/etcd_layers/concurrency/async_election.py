@@ -99,7 +99,7 @@ class AsyncElection:
 
     @property
     def header(self) -> ResponseHeader | None:
-        """The header of the response that confirmed the leadership (None if not leader)."""
+        """The header of the response that confirmed the leadership (None: not leader, resumed)."""
         leadership = self._leadership
         return None if leadership is None else leadership[1]
 

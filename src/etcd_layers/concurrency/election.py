@@ -152,7 +152,7 @@ class Election:
 
     @property
     def header(self) -> ResponseHeader | None:
-        """The header of the response that confirmed the leadership (None if not leader)."""
+        """The header of the response that confirmed the leadership (None: not leader, resumed)."""
         leadership = self._leadership
         return None if leadership is None else leadership.header
 
