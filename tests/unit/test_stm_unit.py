@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -215,6 +215,7 @@ def test_attempts_flow_prefetches_applies_commits_and_retries() -> None:
     with pytest.raises(StopIteration) as stop:
         flow.send(done)
     assert stop.value.value is done
+    assert [g.key for g in gets_of(cast(TxnOp, steps[0]))] == [b"a", b"b"]  # prefetch: one request
     assert steps[1] is APPLY
     assert steps[4] is APPLY
     assert txn.attempt == 2
