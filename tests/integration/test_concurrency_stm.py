@@ -421,8 +421,10 @@ def test_stm_transfers_survive_a_member_restart(
             halfway, restarted = threading.Event(), threading.Event()
 
             def work(index: int) -> None:
-                for round_ in range(200):  # bounded; ends a few rounds after the restart
-                    if round_ >= 12 and restarted.is_set():
+                ends = time.monotonic() + WAIT
+                # Bounded in count and time; runs until a few rounds after the restart.
+                for round_ in range(5000):
+                    if (round_ >= 12 and restarted.is_set()) or time.monotonic() > ends:
                         return
                     if round_ == 3:
                         halfway.set()
