@@ -32,7 +32,7 @@ from __future__ import annotations
 from etcd_layers.concurrency.async_election import AsyncElection, AsyncObservation
 from etcd_layers.concurrency.async_mutex import AsyncMutex
 from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
-from etcd_layers.concurrency.async_stm import AsyncSTM
+from etcd_layers.concurrency.async_transactions import AsyncSTM
 from etcd_layers.concurrency.election import (
     Election,
     ElectionNotLeaderError,
@@ -46,7 +46,7 @@ from etcd_layers.concurrency.session import (
     SessionClient,
     SessionExpiredError,
 )
-from etcd_layers.concurrency.stm import STM, Isolation, stm
+from etcd_layers.concurrency.transactions import STM, Isolation, stm
 
 __all__ = [
     "DEFAULT_TTL",

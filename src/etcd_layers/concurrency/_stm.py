@@ -4,7 +4,8 @@ An attempt keeps a read set (each key as first read, with the revision of the re
 set (each key's last put or delete). Reads are flows that yield one read-only txn and receive
 its answer; the commit is one txn whose compares depend on the isolation level; the whole
 apply-commit-retry loop is a flow too (`attempts`), which yields `APPLY` when the caller's
-function must run. The sync and asyncio shells (`stm.py`, `async_stm.py`) drive these flows.
+function must run. The sync and asyncio shells (`transactions.py`, `async_transactions.py`)
+drive these flows.
 """
 
 from __future__ import annotations

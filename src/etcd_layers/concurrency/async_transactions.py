@@ -12,7 +12,7 @@ from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import Op, TxnOp
 from etcd_layers.base.responses import TxnResponse
 from etcd_layers.concurrency._stm import Apply, Transaction, attempts
-from etcd_layers.concurrency.stm import check_keys, timed_out
+from etcd_layers.concurrency.transactions import check_keys, timed_out
 from etcd_layers.errors import DeadlineExceededError
 
 __all__ = ["AsyncSTM", "run_async"]

@@ -18,7 +18,7 @@ from etcd_layers.errors import DeadlineExceededError, EmptyKeyError
 
 if TYPE_CHECKING:
     from etcd_layers.base.async_protocols import AsyncKV
-    from etcd_layers.concurrency.async_stm import AsyncSTM
+    from etcd_layers.concurrency.async_transactions import AsyncSTM
 
 __all__ = ["STM", "Isolation", "stm"]
 
@@ -158,7 +158,7 @@ def stm(
     keys = check_keys(prefetch, "prefetch")
     timeout = check_timeout(timeout)
     if speaks_asyncio(cli):
-        from etcd_layers.concurrency.async_stm import run_async  # noqa: PLC0415  # the asyncio side only when used
+        from etcd_layers.concurrency.async_transactions import run_async  # noqa: PLC0415  # the asyncio side only when used
 
         return run_async(cli, apply, transaction, keys, timeout)  # type: ignore[arg-type]  # an AsyncKV, by the kind check
     if inspect.iscoroutinefunction(apply):
