@@ -260,6 +260,13 @@ def test_stm_checks_arguments_before_any_request(options: dict[str, Any], error:
     assert fake.ops == []
 
 
+def test_stm_refuses_a_non_kv_and_a_non_callable() -> None:
+    with pytest.raises(TypeError, match="cli must be a KV"):
+        stm(object(), lambda tx: None)  # type: ignore[call-overload]  # wrong on purpose
+    with pytest.raises(TypeError, match="apply must be callable"):
+        call_stm(RecordingKV(), None)  # type: ignore[arg-type]  # wrong on purpose
+
+
 def test_stm_refuses_an_async_apply_on_a_sync_client_before_any_request() -> None:
     async def apply(tx: STM) -> None:
         return None

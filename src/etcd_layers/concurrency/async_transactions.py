@@ -115,6 +115,9 @@ async def run_async(
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]  # the flow's declared result
     except DeadlineExceededError as err:
-        raise timed_out(err, deadline, timeout, transaction) from err
+        clearer = timed_out(err, deadline, timeout, transaction)
+        if clearer is err:
+            raise
+        raise clearer from err
     finally:
         flow.close()

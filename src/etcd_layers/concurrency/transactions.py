@@ -152,6 +152,8 @@ def stm(
         Exception: whatever `apply` raises ends the call at once and nothing is written.
         EtcdError: a request failed (as Go, a failed request aborts the transaction).
     """
+    if not callable(getattr(cli, "do", None)):
+        raise TypeError(f"cli must be a KV or an AsyncKV, not {type(cli).__name__}")
     if not callable(apply):
         raise TypeError(f"apply must be callable, not {type(apply).__name__}")
     transaction = Transaction(isolation)
@@ -193,7 +195,10 @@ def _run(
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]  # the flow's declared result
     except DeadlineExceededError as err:
-        raise timed_out(err, deadline, timeout, transaction) from err
+        clearer = timed_out(err, deadline, timeout, transaction)
+        if clearer is err:
+            raise
+        raise clearer from err
     finally:
         flow.close()
 
