@@ -3,12 +3,16 @@
 Test bodies write `apply` once, as an `async def` that awaits `tx.get`/`tx.rev`. On the sync
 kind, `StmRunner` hands it the sync STM behind `AwaitableReads` and runs the coroutine to its
 end at once (its awaits never suspend); on the asyncio kind, `stm()` gets the async apply
-itself, awaited on the `AsyncClientFacade` loop.
+itself, awaited on the `AsyncClientFacade` loop. `transfer` (Go's TestSTMConflict apply) and
+`in_threads` are shared by the STM test modules.
 """
 
 from __future__ import annotations
 
+import random
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol, cast
 
 from conftest import AsyncClientFacade
@@ -20,6 +24,7 @@ from etcd_layers.base.responses import TxnResponse
 from etcd_layers.concurrency import STM, stm
 
 LAYERS: Final = ("plain", "namespace")
+WAIT: Final = 60.0  # bound on every stm call and thread of a test
 
 
 class Tx(Protocol):
@@ -103,3 +108,48 @@ class StmRunner:
             sync_kv = cast(KV, self.speaker)
             return stm(sync_kv, lambda tx: run_now(apply(AwaitableReads(tx))), **options)
         return self.facade.run(stm(self.speaker, apply, **options))  # type: ignore[arg-type]  # a coroutine on this kind
+
+
+def in_threads(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run `work(i)` for i < count on that many threads at once; return results or raise."""
+    start = threading.Barrier(count)
+
+    def started(index: int) -> object:
+        start.wait(timeout=WAIT)
+        return work(index)
+
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="test-stm") as pool:
+        futures = [pool.submit(started, index) for index in range(count)]
+        return [future.result(timeout=WAIT * 2) for future in futures]
+
+
+def transfer(
+    runner: StmRunner,
+    keys: list[bytes],
+    source: int,
+    seed: int,
+    attempt: dict[str, dict[bytes, bytes]] | None = None,
+) -> Callable[[Tx], Any]:
+    """Go's TestSTMConflict apply: move a random part of the source's balance to another key.
+
+    `attempt` gets the reads and writes of the latest attempt (the committed one, at the end).
+    """
+    chooser = random.Random(seed)
+    seen = {"reads": {}, "writes": {}} if attempt is None else attempt
+
+    async def apply(tx: Tx) -> None:
+        seen["reads"], seen["writes"] = {}, {}
+        src = await tx.get(keys[source])
+        target = chooser.choice([k for i, k in enumerate(keys) if i != source])
+        dst = await tx.get(target)
+        seen["reads"].update({keys[source]: src, target: dst})
+        if int(src) == 0:
+            return
+        amount = chooser.randrange(int(src)) // 2
+        seen["writes"].update(
+            {keys[source]: b"%d" % (int(src) - amount), target: b"%d" % (int(dst) + amount)}
+        )
+        for key, value in seen["writes"].items():
+            tx.put(key, value)
+
+    return apply
