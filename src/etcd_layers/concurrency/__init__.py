@@ -22,6 +22,9 @@ A session that must not outlive its lease's end reacts to it without polling:
 AsyncSession, AsyncMutex and AsyncElection are their asyncio forms, on an AsyncClient (or an
 async layer), with the same keys and queue, so sync and async processes share one lock or
 election: `async with AsyncSession(acli, ttl=10) as s: async with AsyncMutex(s, "locks/x"): ...`.
+
+`stm(cli, apply)` runs `apply(tx)` as a transaction over any keys, retried until it commits
+(Go's software transactional memory), with Go's four isolation levels (`Isolation`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 from etcd_layers.concurrency.async_election import AsyncElection, AsyncObservation
 from etcd_layers.concurrency.async_mutex import AsyncMutex
 from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
+from etcd_layers.concurrency.async_transactions import AsyncSTM
 from etcd_layers.concurrency.election import (
     Election,
     ElectionNotLeaderError,
@@ -42,16 +46,20 @@ from etcd_layers.concurrency.session import (
     SessionClient,
     SessionExpiredError,
 )
+from etcd_layers.concurrency.transactions import STM, Isolation, stm
 
 __all__ = [
     "DEFAULT_TTL",
+    "STM",
     "AsyncElection",
     "AsyncMutex",
     "AsyncObservation",
+    "AsyncSTM",
     "AsyncSession",
     "AsyncSessionClient",
     "Election",
     "ElectionNotLeaderError",
+    "Isolation",
     "LockNotHeldError",
     "Mutex",
     "NoElectionLeaderError",
@@ -59,4 +67,5 @@ __all__ = [
     "Session",
     "SessionClient",
     "SessionExpiredError",
+    "stm",
 ]
