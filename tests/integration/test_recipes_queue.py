@@ -227,7 +227,7 @@ def test_priority_queue_checks_the_priority_before_io(plain_kit: RecipeKit) -> N
 def test_readme_recipes_example_runs(etcd_client: Client, etcd_key_prefix: bytes) -> None:
     """The README's recipes example runs as written, inside a namespace."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("#### Recipes", 1)[1]
+    section = readme.split("**Recipes: barriers", 1)[1]
     source = section.split("```python\n", 1)[1].split("```", 1)[0]
     cli = namespace.wrap(etcd_client, etcd_key_prefix)
     exec(compile(source, "README.md", "exec"), {"cli": cli})  # our own README

@@ -60,17 +60,25 @@ class TLSConfig:
 
 
 def new_channel(
-    address: str, tls: TLSConfig | None, options: list[tuple[str, object]]
+    address: str,
+    tls: TLSConfig | None,
+    options: list[tuple[str, object]],
+    interceptors: Sequence[object] = (),
 ) -> grpc.Channel:
-    """Open a channel to `address`, secure when `tls` is given."""
+    """Open a channel to `address`, secure when `tls` is given, through `interceptors`."""
     if tls is None:
-        return grpc.insecure_channel(address, options=options)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
-    )
-    if tls.server_name:
-        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
-    return grpc.secure_channel(address, credentials, options=options)
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+        )
+        if tls.server_name:
+            options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+        channel = grpc.secure_channel(address, credentials, options=options)
+    if interceptors:
+        # Every call and stream the client makes goes through channel.unary_unary & co.
+        return grpc.intercept_channel(channel, *interceptors)  # type: ignore[arg-type]
+    return channel
 
 
 class Endpoint:

@@ -26,6 +26,9 @@ election: `async with AsyncSession(acli, ttl=10) as s: async with AsyncMutex(s, 
 Go's experimental recipes are here too, on Go's keys (see each module's docstring for its
 layout), so Go and Python processes share them: Barrier and DoubleBarrier (barrier.py), Queue
 and PriorityQueue (queue.py), RWMutex (rwmutex.py), and their Async* twins.
+
+`stm(cli, apply)` runs `apply(tx)` as a transaction over any keys, retried until it commits
+(Go's software transactional memory), with Go's four isolation levels (`Isolation`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from etcd_layers.concurrency.async_mutex import AsyncMutex
 from etcd_layers.concurrency.async_queue import AsyncPriorityQueue, AsyncQueue
 from etcd_layers.concurrency.async_rwmutex import AsyncRWMutex
 from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
+from etcd_layers.concurrency.async_transactions import AsyncSTM
 from etcd_layers.concurrency.barrier import Barrier, DoubleBarrier, NotEnteredError
 from etcd_layers.concurrency.election import (
     Election,
@@ -53,9 +57,11 @@ from etcd_layers.concurrency.session import (
     SessionClient,
     SessionExpiredError,
 )
+from etcd_layers.concurrency.transactions import STM, Isolation, stm
 
 __all__ = [
     "DEFAULT_TTL",
+    "STM",
     "AsyncBarrier",
     "AsyncDoubleBarrier",
     "AsyncElection",
@@ -64,12 +70,14 @@ __all__ = [
     "AsyncPriorityQueue",
     "AsyncQueue",
     "AsyncRWMutex",
+    "AsyncSTM",
     "AsyncSession",
     "AsyncSessionClient",
     "Barrier",
     "DoubleBarrier",
     "Election",
     "ElectionNotLeaderError",
+    "Isolation",
     "KeyExistsError",
     "LockNotHeldError",
     "Mutex",
@@ -83,4 +91,5 @@ __all__ = [
     "SessionClient",
     "SessionExpiredError",
     "TooManyClientsError",
+    "stm",
 ]
