@@ -70,24 +70,28 @@ def test_recipe_has_apis_signatures(name: str, prefix: str) -> None:
     "make", [Queue, PriorityQueue, AsyncQueue, AsyncPriorityQueue, Barrier, AsyncBarrier]
 )
 def test_client_recipes_refuse_a_non_client(make: Any) -> None:
+    """Barrier and the queues, of either kind, refuse what is not a client of their kind."""
     with pytest.raises(TypeError, match="KV"):
         make(object(), b"name")
 
 
 @pytest.mark.parametrize("make", [DoubleBarrier, AsyncDoubleBarrier])
 def test_double_barriers_refuse_a_non_session(make: Any) -> None:
+    """DoubleBarrier and AsyncDoubleBarrier refuse what is not a session of their kind."""
     with pytest.raises(TypeError, match="Session"):
         make(object(), b"name", 2)
 
 
 @pytest.mark.parametrize("make", [RWMutex, AsyncRWMutex])
 def test_rwmutexes_refuse_a_non_session(make: Any) -> None:
+    """RWMutex and AsyncRWMutex refuse what is not a session of their kind."""
     with pytest.raises(TypeError, match="Session"):
         make(object(), b"name")
 
 
 @pytest.mark.parametrize("name", ["KeyExistsError", "TooManyClientsError", "NotEnteredError"])
 def test_recipe_errors_are_etcd_errors_and_exported(name: str) -> None:
+    """The recipes' errors are EtcdErrors, documented and exported."""
     error = getattr(concurrency, name)
     assert issubclass(error, EtcdError)
     assert name in concurrency.__all__

@@ -121,6 +121,7 @@ def test_next_sequence_reads_like_gos_sscanf(last: bytes | None, expected: int) 
 
 
 def test_next_sequence_refuses_a_key_without_a_number() -> None:
+    """A last key ending in no number is no sequential key: ValueError (Go's Sscanf fails)."""
     with pytest.raises(ValueError, match="sequence number"):
         next_sequence([kv(b"p/00001/abc", 3)])
 
@@ -182,6 +183,7 @@ def test_claim_deletes_only_the_unchanged_item_and_restore_puts_it_back() -> Non
 
 
 def test_guarded_withdraw_deletes_only_the_same_incarnation() -> None:
+    """A withdraw deletes the key only while it is the one created at that revision."""
     txn = guarded_withdraw(b"k", 12)
     assert (txn.compare[0].target, txn.compare[0].target_value) == (CompareTarget.CREATE, 12)
 
@@ -216,6 +218,7 @@ def test_blocker_check_reads_the_last_key_before_the_waiter_and_the_waiter() -> 
 
 
 def test_put_event_finds_the_first_put() -> None:
+    """The first put of a watch response is the one a WaitPut returns; deletes are skipped."""
     deleted = Event(EventType.DELETE, KeyValue(b"a"))
     put = Event(EventType.PUT, kv(b"b", 4))
     assert put_event(WatchResponse(header(4), [deleted, put])) == put.kv
@@ -226,6 +229,7 @@ def test_put_event_finds_the_first_put() -> None:
 
 
 def test_create_unique_tries_a_new_time_when_the_key_exists() -> None:
+    """Go's newUniqueKV: a taken key is tried again with a new time."""
     script = Script(create_unique(b"q", b"v", 0))
     assert script.step == Now()
     assert script.answer(5) == Create(b"q/5", b"v", 0)
@@ -236,6 +240,7 @@ def test_create_unique_tries_a_new_time_when_the_key_exists() -> None:
 
 
 def test_create_sequential_reads_again_when_another_writer_got_in() -> None:
+    """Go's newSequentialKV: a failed base-key compare reads the last key again."""
     script = Script(create_sequential(b"p/00001", b"v"))
     assert isinstance(script.step, GetOp)
     assert script.step.key == b"p/00001/"
@@ -249,6 +254,7 @@ def test_create_sequential_reads_again_when_another_writer_got_in() -> None:
 
 
 def test_barrier_hold_raises_key_exists_when_held() -> None:
+    """Holding a held barrier raises KeyExistsError (Go's ErrKeyExists)."""
     script = Script(barrier_hold(b"b"))
     assert script.step == Create(b"b", b"", 0)
     with pytest.raises(KeyExistsError):
@@ -256,6 +262,7 @@ def test_barrier_hold_raises_key_exists_when_held() -> None:
 
 
 def test_barrier_wait_reads_again_only_after_a_compaction() -> None:
+    """A delete seen ends the wait; only a compacted history reads the key again."""
     script = Script(barrier_wait(b"b"))
     assert script.answer(got(7, kv(b"b", 3))) == WaitDelete(b"b", 7)
     assert isinstance(script.answer(False), GetOp)  # compacted: look again
@@ -265,6 +272,7 @@ def test_barrier_wait_reads_again_only_after_a_compaction() -> None:
 
 
 def test_enter_refuses_a_full_barrier_before_creating_a_key() -> None:
+    """A full double barrier refuses before any key is put (Go's first enteredClients)."""
     script = Script(enter(b"db", 2, 5))
     assert script.step == entered(b"db")
     with pytest.raises(TooManyClientsError):
@@ -272,6 +280,7 @@ def test_enter_refuses_a_full_barrier_before_creating_a_key() -> None:
 
 
 def test_enter_withdraws_a_key_that_came_too_late() -> None:
+    """A participant created after the count-th withdraws its key and raises TooManyClientsError."""
     script = Script(enter(b"db", 1, 5))
     script.answer(got(3))
     script.answer(11)  # Now
@@ -283,6 +292,7 @@ def test_enter_withdraws_a_key_that_came_too_late() -> None:
 
 
 def test_enter_by_the_last_participant_puts_ready() -> None:
+    """The participant that completes the count puts key/ready and returns."""
     script = Script(enter(b"db", 2, 5))
     script.answer(got(3, kv(b"db/waiters/10", 3)))
     script.answer(11)
@@ -295,6 +305,7 @@ def test_enter_by_the_last_participant_puts_ready() -> None:
 
 
 def test_enter_waits_for_ready_and_looks_at_it_after_a_compaction() -> None:
+    """Others wait for the ready put; after a compaction they read the ready key."""
     script = Script(enter(b"db", 3, 5))
     script.answer(got(3))
     script.answer(11)
@@ -317,6 +328,7 @@ def test_enter_waits_for_ready_and_looks_at_it_after_a_compaction() -> None:
 def test_leave_step_follows_gos_lowest_and_highest(
     own: bytes, expected: tuple[bool, bytes]
 ) -> None:
+    """Leave waits as Go's: the lowest for the highest, the others for the lowest."""
     participants = [kv(b"b", 6), kv(b"a", 5), kv(b"c", 9)]
     delete_own, wait_for = leave_step(own, participants)
     assert wait_for is not None
@@ -324,6 +336,7 @@ def test_leave_step_follows_gos_lowest_and_highest(
 
 
 def test_leave_by_the_last_one_deletes_ready_and_its_key() -> None:
+    """The last participant out deletes key/ready, then its own key."""
     script = Script(leave(b"db", b"db/waiters/1"))
     step = script.answer(got(9, kv(b"db/waiters/1", 5)))
     assert isinstance(step, DeleteOp)
@@ -334,6 +347,7 @@ def test_leave_by_the_last_one_deletes_ready_and_its_key() -> None:
 
 
 def test_dequeue_waits_for_a_put_when_the_queue_is_empty() -> None:
+    """An empty queue is watched from the read's next revision; the put seen is claimed."""
     script = Script(dequeue(oldest_item(b"q")))
     assert script.answer(got(12)) == WaitPut(b"q/", True, 13)
     item = kv(b"q/99", 14, b"job")
@@ -343,6 +357,7 @@ def test_dequeue_waits_for_a_put_when_the_queue_is_empty() -> None:
 
 
 def test_dequeue_reads_again_when_it_lost_an_item_and_more_remain() -> None:
+    """Items lost to other readers, with more left, send the dequeue back to read."""
     script = Script(dequeue(oldest_item(b"q")))
     first = kv(b"q/1", 4, b"a")
     assert script.answer(got(12, first, more=True)) == Claim(first)
@@ -352,6 +367,7 @@ def test_dequeue_reads_again_when_it_lost_an_item_and_more_remain() -> None:
 
 
 def test_dequeue_tries_the_next_item_read_when_it_loses_one() -> None:
+    """An item lost to another reader sends the dequeue on to the next item read."""
     script = Script(dequeue(oldest_item(b"q")))
     first, second = kv(b"q/1", 4, b"a"), kv(b"q/2", 5, b"b")
     assert script.answer(got(12, first, second)) == Claim(first)
@@ -361,6 +377,7 @@ def test_dequeue_tries_the_next_item_read_when_it_loses_one() -> None:
 
 
 def test_rw_lock_reader_waits_for_writers_only_and_fails_without_its_key() -> None:
+    """A reader waits for earlier writers only, and stops once its own key is gone."""
     script = Script(rw_lock(b"rw", False, 7))
     script.answer(1)
     assert script.step == Create(b"rw/read/1", b"", 7)
@@ -376,6 +393,7 @@ def test_rw_lock_reader_waits_for_writers_only_and_fails_without_its_key() -> No
 
 
 def test_rw_lock_writer_waits_for_every_key_before_it() -> None:
+    """A writer waits for every key before its own, readers included."""
     script = Script(rw_lock(b"rw", True, 7))
     script.answer(1)
     step = script.answer(20)
@@ -386,6 +404,7 @@ def test_rw_lock_writer_waits_for_every_key_before_it() -> None:
 
 
 def test_checked_key_refuses_empty_and_non_bytes_before_io() -> None:
+    """Recipe names are str or bytes and not empty."""
     assert checked_key("q") == b"q"
     with pytest.raises(ValueError, match="prefix must not be empty"):
         checked_key(b"", "prefix")

@@ -92,6 +92,7 @@ def steps_then_fail() -> Generator[Any, Any, None]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_driver_withdraws_only_its_own_keys_and_each_once(kind: str) -> None:
+    """A Withdraw of a key the flow did not create sends nothing; no key is withdrawn twice."""
     fake = fake_of(
         kind, [TxnResponse(HEADER, succeeded=True), TxnResponse(HEADER), UnavailableError("x")]
     )
@@ -102,6 +103,8 @@ def test_driver_withdraws_only_its_own_keys_and_each_once(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_driver_answers_now_with_unix_nanoseconds(kind: str) -> None:
+    """Now is answered with the wall clock in nanoseconds, as Go's UnixNano."""
+
     def flow() -> Generator[Any, Any, int]:
         nanos: int = yield Now()
         return nanos
