@@ -264,3 +264,13 @@ def test_double_barrier_is_reusable_after_a_round(
         barriers[1].enter(WAIT)
         first.result(timeout=WAIT)
         all_done([pool.submit(barrier.leave, WAIT) for barrier in barriers])
+
+
+def test_double_barrier_counts_a_participant_put_as_go_puts_it(plain_kit: RecipeKit) -> None:
+    """A key `key/waiters/<ns>` on a lease (Go's Enter) counts; this one completes the count."""
+    name = plain_kit.name(b"b")
+    lease = plain_kit.raw.grant(10).id
+    plain_kit.raw.put(name + b"/waiters/" + str(time.time_ns()).encode(), b"", lease=lease)
+    plain_kit.double_barrier(plain_kit.session(), name, 2).enter(WAIT)  # second of two: no wait
+    assert plain_kit.raw.get(name + b"/ready").kvs  # what Go's waiting Enter watches for
+    plain_kit.raw.revoke(lease)

@@ -214,3 +214,20 @@ def test_rwmutex_misuse_raises_typed_errors(plain_kit: RecipeKit) -> None:
     rwmutex.runlock()
     with pytest.raises(ValueError, match="timeout"):
         rwmutex.lock(-1)
+
+
+def test_rwmutex_waits_for_a_writer_key_put_as_go_puts_it(
+    plain_kit: RecipeKit, pool: ThreadPoolExecutor
+) -> None:
+    """A key `prefix/write/<ns>` put by another program (Go's Lock) blocks readers until deleted."""
+    name = plain_kit.name(b"rw")
+    lease = plain_kit.raw.grant(10).id
+    go_writer = name + b"/write/" + str(time.time_ns()).encode()
+    plain_kit.raw.put(go_writer, b"", lease=lease)
+    reader = plain_kit.rwmutex(plain_kit.session(), name)
+    reading = pool.submit(reader.rlock, WAIT)
+    still_waiting(reading)
+    plain_kit.raw.delete(go_writer)  # Go's Unlock
+    reading.result(timeout=WAIT)
+    reader.runlock()
+    plain_kit.raw.revoke(lease)
