@@ -23,9 +23,13 @@ Where this departs from Go, on purpose (each keeps the keys Go reads and writes)
   it is gone, as Mutex does; Go's waits on.
 - A compacted history makes a wait read again instead of ending unseen.
 - A dequeue reads DEQUEUE_BATCH items at once, as Go's TODO suggests, not one.
+- Every blocking call has a deadline; a call that fails or is cancelled withdraws the keys it
+  put (the drivers do it), so a DoubleBarrier leave that times out has left.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from etcd_layers.base.ops import GetOp, Op, SortOrder, SortTarget, TxnOp
 from etcd_layers.base.responses import KeyValue
@@ -46,12 +50,12 @@ from etcd_layers.concurrency._recipe_keys import (
 )
 from etcd_layers.concurrency.session import SessionExpiredError
 
-MAX_PRIORITY = 0xFFFF  # Go's uint16
+MAX_PRIORITY: Final = 0xFFFF  # Go's uint16
 # Items a dequeue reads at once. Go reads one (with a TODO: "fewer round trips by fetching more
 # than one key"); its claimFirstKey already tries each key read, oldest first. With several,
 # a reader that loses the oldest item to another tries the next without reading again, and
 # still takes the oldest item left.
-DEQUEUE_BATCH = 8
+DEQUEUE_BATCH: Final = 8
 
 # --- Barrier ---------------------------------------------------------------------------------
 
