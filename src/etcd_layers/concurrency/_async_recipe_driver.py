@@ -39,7 +39,7 @@ from etcd_layers.concurrency.async_session import AsyncSession
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, SessionExpiredError
 from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 T = TypeVar("T")
 

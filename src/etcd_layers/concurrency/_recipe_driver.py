@@ -30,7 +30,7 @@ from etcd_layers.concurrency._recipe_keys import (
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
 from etcd_layers.errors import CanceledError, CompactedError, DeadlineExceededError, EtcdError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 T = TypeVar("T")
 
