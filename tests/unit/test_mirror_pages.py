@@ -19,7 +19,7 @@ from etcd_layers.base import (
     ResponseHeader,
     prefix_end,
 )
-from etcd_layers.mirror._pages import first_page, next_page
+from etcd_layers.mirror._pages import at_snapshot, first_page, next_page
 
 KEYS = st.lists(st.binary(min_size=1, max_size=4), unique=True).map(sorted)
 
@@ -184,3 +184,13 @@ def test_compare_key_exists_and_missing_are_version_comparisons() -> None:
     )
     with pytest.raises(TypeError):
         Compare.key_exists(1)  # type: ignore[arg-type]
+
+
+def test_at_snapshot_reports_the_revision_read_at() -> None:
+    """A later page's header names the snapshot's revision, not the store's newest."""
+    op = first_page("a", 1, 5)
+    page = GetResponse(ResponseHeader(member_id=3, revision=9), [KeyValue(b"a1")])
+    fixed = at_snapshot(op, page)
+    assert (fixed.header.revision, fixed.header.member_id, fixed.kvs) == (5, 3, page.kvs)
+    first = first_page("a", 1, 0)
+    assert at_snapshot(first, page) is page

@@ -9,7 +9,14 @@ from etcd_layers.base.checks import check_int, key_range
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import GetResponse
 
-__all__ = ["DEFAULT_PAGE_SIZE", "check_page_size", "first_page", "next_page", "prefix_key"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "at_snapshot",
+    "check_page_size",
+    "first_page",
+    "next_page",
+    "prefix_key",
+]
 
 DEFAULT_PAGE_SIZE: Final = 1000  # Go's mirror.batchLimit
 
@@ -67,3 +74,16 @@ def next_page(op: GetOp, response: GetResponse) -> GetOp | None:
         key=response.kvs[-1].key + b"\x00",
         revision=op.revision or response.header.revision,
     )
+
+
+def at_snapshot(op: GetOp, response: GetResponse) -> GetResponse:
+    """Return `response` (the answer to `op`) with the snapshot's revision in its header.
+
+    etcd answers a range at a past revision with the store's current revision in the header;
+    each page reports the revision it was read at instead, so every page of one read carries
+    the same `header.revision`.
+    """
+    if not op.revision or response.header.revision == op.revision:
+        return response
+    header = dataclasses.replace(response.header, revision=op.revision)
+    return dataclasses.replace(response, header=header)

@@ -12,7 +12,7 @@ from etcd_layers.base.kinds import speaks_asyncio
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.protocols import KV, Watch, Watcher
 from etcd_layers.base.responses import GetResponse
-from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE, first_page, next_page
+from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE, at_snapshot, first_page, next_page
 
 __all__ = ["Syncer", "async_pages", "get_pages", "pages"]
 
@@ -52,7 +52,8 @@ def get_pages(
 
     The first page is read at `revision` (0: the newest); every later page at the first
     page's header revision, so the pages are one consistent snapshot, in key order, however
-    long the reading takes. Arguments are checked here, before any I/O; each page is
+    long the reading takes. Every page's `header.revision` is that snapshot's revision
+    (etcd's header would name the store's newest). Arguments are checked here, before any I/O; each page is
     requested when the iteration reaches it.
 
     For a sync speaker (a Client or a layer on one) this returns an iterator:
@@ -83,7 +84,7 @@ def pages(kv: KV, op: GetOp, timeout: float | None) -> Iterator[GetResponse]:
     """Yield the page `op` asks for and every page after it (sync)."""
     page: GetOp | None = op
     while page is not None:
-        response = kv.do(page, timeout=timeout)
+        response = at_snapshot(page, kv.do(page, timeout=timeout))
         yield response
         page = next_page(page, response)
 
@@ -92,7 +93,7 @@ async def async_pages(kv: AsyncKV, op: GetOp, timeout: float | None) -> AsyncIte
     """Yield the page `op` asks for and every page after it (asyncio)."""
     page: GetOp | None = op
     while page is not None:
-        response = await kv.do(page, timeout=timeout)
+        response = at_snapshot(page, await kv.do(page, timeout=timeout))
         yield response
         page = next_page(page, response)
 
