@@ -9,7 +9,7 @@ built on `namespace.wrap(client, prefix)` over the prefix `""`: its keys are rel
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
 from conftest import AsyncClientFacade
@@ -57,7 +57,7 @@ class BlockingMirror:
         return self.mirror.get(key)
 
     def items(self) -> dict[bytes, bytes]:
-        return self.facade.run(_call(self.mirror.items))  # type: ignore[no-any-return]
+        return self.facade.run(_call(self.mirror.items))
 
     def __len__(self) -> int:
         return len(self.mirror)
@@ -69,7 +69,7 @@ class BlockingMirror:
         self, callback: Callable[[list[Event]], object], *, replay: bool = False
     ) -> Callable[[], None]:
         unsubscribe = self.facade.run(_call(self.mirror.subscribe, callback, replay=replay))
-        return lambda: self.facade.run(_call(unsubscribe))  # type: ignore[no-any-return]
+        return lambda: self.facade.run(_call(unsubscribe))
 
     def close(self) -> None:
         self.facade.run(self.mirror.close())
@@ -89,7 +89,7 @@ def open_mirror(
     kind: str,
     endpoints: list[str],
     prefix: bytes,
-    client_options: dict[str, Any] | None = None,
+    client_options: Mapping[str, Any] | None = None,
     **mirror_options: Any,
 ) -> Iterator[Follower]:
     """Yield a started mirror of `prefix` of `kind` on a client of `endpoints`; close both."""
@@ -149,7 +149,7 @@ class Reader:
         """Every page of an iterator from get_pages or sync_base, read to the end."""
         if self.facade is None:
             return list(pages)
-        return self.facade.run(_collect(pages))  # type: ignore[no-any-return]
+        return self.facade.run(_collect(pages))
 
     def watch(self, start: Any) -> Any:
         """A sync view of what sync_updates returned (a Watch, or an async watch start)."""
@@ -161,7 +161,7 @@ class Reader:
 
 
 @contextlib.contextmanager
-def open_reader(kind: str, endpoints: list[str], options: dict[str, Any]) -> Iterator[Reader]:
+def open_reader(kind: str, endpoints: list[str], options: Mapping[str, Any]) -> Iterator[Reader]:
     """Yield a Reader on a client of `kind` ("Client" or "AsyncClient")."""
     if kind == "AsyncClient":
         facade = AsyncClientFacade(lambda: AsyncClient(endpoints, **options))

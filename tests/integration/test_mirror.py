@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -57,7 +58,9 @@ def in_reader(request: pytest.FixtureRequest, prefix: bytes) -> bytes:
     return b"" if str(request.node.callspec.params["reader"]).endswith("namespace") else prefix
 
 
-def follow(kind: str, server: EtcdServer, prefix: bytes, **options: Any) -> Any:
+def follow(
+    kind: str, server: EtcdServer, prefix: bytes, **options: Any
+) -> contextlib.AbstractContextManager[Follower]:
     """open_mirror on the server."""
     return open_mirror(kind, server.endpoints, prefix, server.client_options(), **options)
 
@@ -267,9 +270,8 @@ def test_mirror_wait_times_out_with_the_builtin_timeout_error(
     kind: str, etcd_server: EtcdServer, etcd_key_prefix: bytes
 ) -> None:
     """Waiting for a revision nobody writes ends with TimeoutError after the timeout."""
-    with follow(kind, etcd_server, etcd_key_prefix) as m:
-        with pytest.raises(TimeoutError):
-            m.wait(m.revision + 10_000, timeout=0.5)
+    with follow(kind, etcd_server, etcd_key_prefix) as m, pytest.raises(TimeoutError):
+        m.wait(m.revision + 10_000, timeout=0.5)
 
 
 def test_mirror_callback_sees_the_change_applied(
