@@ -7,9 +7,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from etcd_layers import errors
-from etcd_layers.base import Event, EventType, GetResponse, KeyValue, ResponseHeader
+from etcd_layers.base import (
+    Event,
+    EventType,
+    GetOp,
+    GetResponse,
+    KeyValue,
+    ResponseHeader,
+    TxnResponse,
+)
 from etcd_layers.mirror._common import Subscribers, deliver, replay_events
-from etcd_layers.mirror._store import Recovery, Store, diff, recovery_for
+from etcd_layers.mirror._store import (
+    Recovery,
+    Store,
+    diff,
+    is_quiet,
+    quiet_check,
+    recovery_for,
+)
 
 
 def put(key: bytes, value: bytes, revision: int) -> Event:
@@ -58,12 +73,45 @@ def test_store_apply_of_nothing_changes_nothing() -> None:
     assert store.revision == 4
 
 
-def test_store_advance_only_moves_forward() -> None:
-    """A progress notification raises the revision, never lowers it."""
+def test_store_confirm_moves_the_revision_but_not_what_is_skipped() -> None:
+    """A proven revision is reported; events up to it that still come are applied."""
     store = loaded(10)
-    assert store.advance(15) is True
-    assert store.advance(12) is False
-    assert store.revision == 15
+    assert store.confirm(15) is True
+    assert store.confirm(12) is False
+    assert (store.revision, store.applied) == (15, 10)
+    made_and_removed = [put(b"k", b"1", 12), delete(b"k", 13)]
+    assert store.apply(made_and_removed) == made_and_removed
+    assert (store.revision, store.applied, store.values) == (15, 13, {})
+
+
+def test_quiet_check_counts_all_keys_and_the_recently_modified_at_the_revision() -> None:
+    """The proof reads, at the awaited revision, every key and those modified since applied."""
+    check = quiet_check(b"p/", 10, 15)
+    total, modified = check.success
+    assert isinstance(total, GetOp)
+    assert isinstance(modified, GetOp)
+    assert (total.key, total.count_only, total.revision, total.min_mod_revision) == (
+        b"p/",
+        True,
+        15,
+        0,
+    )
+    assert (modified.count_only, modified.revision, modified.min_mod_revision) == (True, 15, 11)
+
+
+@pytest.mark.parametrize(
+    ("total", "modified", "count", "quiet"),
+    [(3, 0, 3, True), (3, 1, 3, False), (2, 0, 3, False), (4, 0, 3, False)],
+)
+def test_is_quiet_needs_no_recent_change_and_the_same_count(
+    total: int, modified: int, count: int, quiet: bool
+) -> None:
+    """Quiet: nothing modified after applied, and as many keys as the copy holds."""
+    header = ResponseHeader(revision=15)
+    response = TxnResponse(
+        header, True, [GetResponse(header, count=total), GetResponse(header, count=modified)]
+    )
+    assert is_quiet(response, count) is quiet
 
 
 # key -> mod revision; in etcd a key's mod revision fixes its value (here derived from both)

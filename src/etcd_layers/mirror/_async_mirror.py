@@ -17,7 +17,8 @@ from etcd_layers.base.retry import Backoff
 from etcd_layers.base.waiting import WAIT_SLICE
 from etcd_layers.errors import CanceledError, EtcdError
 from etcd_layers.mirror._common import (
-    PROGRESS_INTERVAL,
+    CHECK_INTERVAL,
+    QUIET_AFTER,
     Callback,
     Subscribers,
     check_callback,
@@ -28,7 +29,14 @@ from etcd_layers.mirror._common import (
 )
 from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE, first_page
 from etcd_layers.mirror._read import async_pages
-from etcd_layers.mirror._store import Recovery, Store, diff, recovery_for
+from etcd_layers.mirror._store import (
+    Recovery,
+    Store,
+    diff,
+    is_quiet,
+    quiet_check,
+    recovery_for,
+)
 
 __all__ = ["AsyncMirror"]
 
@@ -149,18 +157,35 @@ class AsyncMirror:
             CanceledError: the mirror was closed first.
         """
         deadline = Deadline(check_wait(revision, timeout, self._options.timeout))
+        pause = QUIET_AFTER
         while self._store.revision < revision:
             if self._stopped:
                 raise CanceledError("the mirror is closed")
-            changed = self._changed
-            try:
-                await self._watcher.request_progress(timeout=PROGRESS_INTERVAL)
-            except (EtcdError, AttributeError) as err:
-                logger.debug("progress request failed: %r", err)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), deadline.left_or(PROGRESS_INTERVAL))
-            if deadline.expired() and self._store.revision < revision:
+                await asyncio.wait_for(self._changed.wait(), deadline.left_or(pause))
+            if self._store.revision >= revision:
+                return
+            if self._stopped:
+                raise CanceledError("the mirror is closed")
+            if deadline.expired():
                 raise TimeoutError(f"the mirror is at {self._store.revision}, not {revision}")
+            await self._prove_quiet(revision, deadline)
+            pause = CHECK_INTERVAL
+
+    async def _prove_quiet(self, revision: int, deadline: Deadline) -> None:
+        """Confirm `revision` if nothing under the prefix changed after the last event."""
+        applied, count = self._store.applied, len(self._store.kvs)
+        try:
+            response = await self._client.do(
+                quiet_check(self._options.prefix, applied, revision),
+                timeout=deadline.left_or(CHECK_INTERVAL) or CHECK_INTERVAL,
+            )
+        except EtcdError as err:  # a future or compacted revision, a failure: events decide
+            logger.debug("the mirror could not check revision %d: %r", revision, err)
+            return
+        quiet = is_quiet(response, count) and self._store.applied == applied
+        if quiet and self._store.confirm(revision):
+            self._notify()
 
     def subscribe(self, callback: Callback, *, replay: bool = False) -> Callable[[], None]:
         """Call `callback(events)` with each change applied from now on (as Mirror.subscribe).
@@ -184,7 +209,7 @@ class AsyncMirror:
         watch = await self._watcher.watch(
             self._options.prefix,
             prefix=True,
-            start_revision=self._store.revision + 1,
+            start_revision=self._store.applied + 1,
             prev_kv=self._options.prev_kv,
             timeout=self._options.timeout,
         )
@@ -217,8 +242,6 @@ class AsyncMirror:
             entries = self._subscribers.entries
             if entries:
                 deliver(entries, list(events))
-        elif response.is_progress_notify and self._store.advance(response.header.revision):
-            self._notify()
 
     async def _recover(self, recovery: Recovery) -> AsyncWatch | None:
         backoff = Backoff()

@@ -17,7 +17,8 @@ logger: Final = logging.getLogger("etcd_layers.mirror")
 
 Callback: TypeAlias = Callable[[list[Event]], object]
 
-PROGRESS_INTERVAL: Final = 1.0  # seconds between progress requests while a wait() goes on
+QUIET_AFTER: Final = 0.05  # seconds wait() gives events before it checks for a quiet prefix
+CHECK_INTERVAL: Final = 0.5  # seconds between such checks while a wait() goes on
 
 
 class Options:

@@ -16,7 +16,8 @@ from etcd_layers.base.retry import Backoff
 from etcd_layers.base.waiting import WAIT_SLICE
 from etcd_layers.errors import CanceledError, EtcdError
 from etcd_layers.mirror._common import (
-    PROGRESS_INTERVAL,
+    CHECK_INTERVAL,
+    QUIET_AFTER,
     Callback,
     Subscribers,
     check_callback,
@@ -27,7 +28,14 @@ from etcd_layers.mirror._common import (
 )
 from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE
 from etcd_layers.mirror._read import get_pages
-from etcd_layers.mirror._store import Recovery, Store, diff, recovery_for
+from etcd_layers.mirror._store import (
+    Recovery,
+    Store,
+    diff,
+    is_quiet,
+    quiet_check,
+    recovery_for,
+)
 
 __all__ = ["Mirror"]
 
@@ -148,8 +156,10 @@ class Mirror:
     def wait(self, revision: int, *, timeout: float | None = None) -> None:
         """Block until the copy includes `revision` (e.g. a write's header revision).
 
-        A revision that changed no key under the prefix is confirmed by a progress
-        notification, which this asks the server for while it waits.
+        A revision that changed no key under the prefix brings no event: after a short wait
+        for events, the mirror proves with one read at `revision` that nothing under the
+        prefix changed since its last event (etcd's progress notifications are not relied
+        on: before 3.5.8 they can run ahead of events).
 
         Args:
             revision: the store revision to wait for.
@@ -160,26 +170,38 @@ class Mirror:
             CanceledError: the mirror was closed first.
         """
         deadline = Deadline(check_wait(revision, timeout, self._options.timeout))
+        pause = QUIET_AFTER
         while True:
-            with self._lock:
-                if self._store.revision >= revision:
-                    return
-            if self._stop.is_set():
-                raise CanceledError("the mirror is closed")
-            self._request_progress()
             with self._lock:
                 self._changed.wait_for(
                     lambda: self._store.revision >= revision or self._stop.is_set(),
-                    timeout=deadline.left_or(PROGRESS_INTERVAL),
+                    timeout=deadline.left_or(pause),
                 )
-            if deadline.expired() and self._store.revision < revision:
+                if self._store.revision >= revision:
+                    return
+                applied, count = self._store.applied, len(self._store.kvs)
+            if self._stop.is_set():
+                raise CanceledError("the mirror is closed")
+            if deadline.expired():
                 raise TimeoutError(f"the mirror is at {self._store.revision}, not {revision}")
+            self._prove_quiet(applied, count, revision, deadline)
+            pause = CHECK_INTERVAL
 
-    def _request_progress(self) -> None:
+    def _prove_quiet(self, applied: int, count: int, revision: int, deadline: Deadline) -> None:
+        """Confirm `revision` if nothing under the prefix changed after `applied`."""
         try:
-            self._watcher.request_progress(timeout=PROGRESS_INTERVAL)
-        except (EtcdError, AttributeError) as err:  # a speaker without it: events still come
-            logger.debug("progress request failed: %r", err)
+            response = self._client.do(
+                quiet_check(self._options.prefix, applied, revision),
+                timeout=deadline.left_or(CHECK_INTERVAL) or CHECK_INTERVAL,
+            )
+        except EtcdError as err:  # a future or compacted revision, a failure: events decide
+            logger.debug("the mirror could not check revision %d: %r", revision, err)
+            return
+        if not is_quiet(response, count):
+            return
+        with self._lock:
+            if self._store.applied == applied and self._store.confirm(revision):
+                self._changed.notify_all()
 
     def subscribe(self, callback: Callback, *, replay: bool = False) -> Callable[[], None]:
         """Call `callback(events)` with each change applied from now on; return the unsubscribe.
@@ -214,7 +236,7 @@ class Mirror:
         watch = self._watcher.watch(
             self._options.prefix,
             prefix=True,
-            start_revision=self._store.revision + 1,
+            start_revision=self._store.applied + 1,
             prev_kv=self._options.prev_kv,
             timeout=self._options.timeout,
         )
@@ -253,10 +275,6 @@ class Mirror:
             if entries:
                 with self._dispatch:
                     deliver(entries, list(events))
-        elif response.is_progress_notify:
-            with self._lock:
-                if self._store.advance(response.header.revision):
-                    self._changed.notify_all()
 
     def _recover(self, recovery: Recovery) -> Watch | None:
         """Reload if needed and watch again; retry with a back-off until it works or close()."""

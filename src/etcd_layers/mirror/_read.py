@@ -53,8 +53,8 @@ def get_pages(
     The first page is read at `revision` (0: the newest); every later page at the first
     page's header revision, so the pages are one consistent snapshot, in key order, however
     long the reading takes. Every page's `header.revision` is that snapshot's revision
-    (etcd's header would name the store's newest). Arguments are checked here, before any I/O; each page is
-    requested when the iteration reaches it.
+    (etcd's header would name the store's newest). Arguments are checked here, before any
+    I/O; each page is requested when the iteration reaches it.
 
     For a sync speaker (a Client or a layer on one) this returns an iterator:
     `for page in get_pages(cli, "config/"): ...`. For an asyncio speaker (an AsyncClient or

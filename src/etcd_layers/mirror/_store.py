@@ -10,27 +10,35 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from etcd_layers.base.responses import Event, EventType, GetResponse, KeyValue
+from etcd_layers.base.ops import Op, TxnOp
+from etcd_layers.base.responses import Event, EventType, GetResponse, KeyValue, TxnResponse
 from etcd_layers.errors import CanceledError, CompactedError, EtcdError
 
-__all__ = ["Recovery", "Store", "diff", "recovery_for"]
+__all__ = ["Recovery", "Store", "diff", "is_quiet", "quiet_check", "recovery_for"]
 
 _PUT = EventType.PUT
 
 
 class Store:
-    """A copy of a prefix at `revision`: each key's value (`values`) and KeyValue (`kvs`)."""
+    """A copy of a prefix: each key's value (`values`) and KeyValue (`kvs`).
 
-    __slots__ = ("kvs", "revision", "values")
+    `applied` is the revision of the last change taken in (or of the load): the watch
+    restarts after it, and events at or below it are duplicates. `revision` is the store
+    revision the copy is known to reflect: `applied`, or later once `confirm` has proven
+    that nothing under the prefix changed in between.
+    """
+
+    __slots__ = ("applied", "kvs", "revision", "values")
 
     def __init__(self) -> None:
         self.values: dict[bytes, bytes] = {}
         self.kvs: dict[bytes, KeyValue] = {}
+        self.applied = 0
         self.revision = 0
 
     def add_page(self, page: GetResponse) -> None:
         """Take in one page of a load (every page of one snapshot, in any order)."""
-        self.revision = self.revision or page.header.revision
+        self.applied = self.revision = self.revision or page.header.revision
         kvs = page.kvs
         self.kvs.update((kv.key, kv) for kv in kvs)
         self.values.update((kv.key, kv.value) for kv in kvs)
@@ -38,11 +46,11 @@ class Store:
     def apply(self, events: Sequence[Event]) -> Sequence[Event]:
         """Apply a watch batch; return its events that were new to this copy.
 
-        An event at or below `revision` is already in the copy (a resumed or restarted watch
+        An event at or below `applied` is already in the copy (a resumed or restarted watch
         may deliver it again) and is skipped, so no change is ever applied twice. Events come
         in revision order, and all events of a revision in one batch.
         """
-        revision = self.revision
+        revision = self.applied
         if not events:
             return events
         if events[0].kv.mod_revision <= revision:
@@ -59,11 +67,17 @@ class Store:
             else:
                 kvs.pop(key, None)
                 values.pop(key, None)
-        self.revision = events[-1].kv.mod_revision
+        self.applied = applied = events[-1].kv.mod_revision
+        self.revision = max(self.revision, applied)
         return events
 
-    def advance(self, revision: int) -> bool:
-        """Note that every change up to `revision` is in (a progress notification).
+    def confirm(self, revision: int) -> bool:
+        """Note that the copy reflects `revision` too (proven by `is_quiet`).
+
+        `applied` stays: events up to `revision` that the watch still delivers (a key made
+        and removed in between leaves no trace in the proof) are applied, not skipped.
+        etcd's progress notifications are no such proof: before 3.5.8 a requested one can
+        run ahead of events not yet sent (etcd issue #15220).
 
         Returns whether `revision` was new.
         """
@@ -83,6 +97,7 @@ class Store:
             else:
                 kvs.pop(key, None)
                 values.pop(key, None)
+        self.applied = max(self.applied, revision)
         self.revision = max(self.revision, revision)
 
 
@@ -106,6 +121,40 @@ def diff(old: dict[bytes, KeyValue], new: Store) -> list[Event]:
     ]
     events.sort(key=lambda event: event.kv.key)
     return events
+
+
+def quiet_check(prefix: bytes, applied: int, revision: int) -> TxnOp:
+    """Return the read that proves nothing under `prefix` changed in (applied, revision].
+
+    Two counts at `revision`: every key, and the keys modified after `applied`.
+    """
+    return Op.txn(
+        success=[
+            Op.get(prefix, prefix=True, count_only=True, revision=revision),
+            Op.get(
+                prefix,
+                prefix=True,
+                count_only=True,
+                revision=revision,
+                min_mod_revision=applied + 1,
+            ),
+        ]
+    )
+
+
+def is_quiet(response: TxnResponse, count: int) -> bool:
+    """Whether `quiet_check`'s answer proves the copy (of `count` keys at `applied`) current.
+
+    At `revision` no key was modified after `applied`, so every key then existed at
+    `applied` unchanged; with as many keys as the copy, the state is the same.
+    """
+    total, modified = response.responses
+    return (
+        isinstance(total, GetResponse)
+        and isinstance(modified, GetResponse)
+        and modified.count == 0
+        and total.count == count
+    )
 
 
 class Recovery(enum.Enum):
