@@ -112,9 +112,10 @@ class Mirror:
 
     def get(self, key: StrOrBytes) -> bytes | None:
         """Return the value of `key` in the copy, or None if it is not there."""
-        if type(key) is bytes:
-            return self._values.get(key)
-        return self._values.get(to_bytes(key, name="key"))
+        value = self._values.get(key)  # the hot path: bytes, one lookup
+        if value is None and type(key) is not bytes:
+            return self._values.get(to_bytes(key, name="key"))
+        return value
 
     def get_kv(self, key: StrOrBytes) -> KeyValue | None:
         """Return the KeyValue of `key` (revisions, version, lease), or None."""
