@@ -115,6 +115,7 @@ def follow_mirror(cli: Client, endpoint: str, prefix: bytes, count: int) -> floa
     """CPU seconds per event of a Mirror following the same writes."""
     marks: list[float] = []
     with mirror.Mirror(cli, prefix) as m:
+
         def first(events: list[Event]) -> None:
             if not marks:
                 marks.append(time.process_time())
