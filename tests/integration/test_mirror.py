@@ -184,6 +184,7 @@ def test_mirror_loads_the_prefix_in_pages(
         assert m.items() == expected_items(writer, etcd_key_prefix, kind)
         assert len(m) == 25
         assert m.get(key_in(kind, etcd_key_prefix, b"03")) == b"3"
+        assert m.get(key_in(kind, etcd_key_prefix, b"04").decode()) == b"4"  # str keys too
         assert m.get(key_in(kind, etcd_key_prefix, b"99")) is None
         assert m.revision >= revision
 

@@ -110,7 +110,7 @@ class AsyncMirror:
 
     def get(self, key: StrOrBytes) -> bytes | None:
         """Return the value of `key` in the copy, or None if it is not there."""
-        value = self._values.get(key)  # the hot path: bytes, one lookup
+        value = self._values.get(key)  # type: ignore[arg-type]  # a str misses: converted below
         if value is None and type(key) is not bytes:
             return self._values.get(to_bytes(key, name="key"))
         return value
