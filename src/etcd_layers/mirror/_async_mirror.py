@@ -218,6 +218,13 @@ class AsyncMirror:
         return watch
 
     async def _follow(self, watch: AsyncWatch) -> None:
+        try:
+            await self._follow_until_stopped(watch)
+        finally:  # however the task ends, waiters learn it instead of waiting on
+            self._stopped = True
+            self._notify()
+
+    async def _follow_until_stopped(self, watch: AsyncWatch) -> None:
         while not self._stopped:
             try:
                 response = await watch.next(timeout=WAIT_SLICE)

@@ -249,6 +249,14 @@ class Mirror:
         return watch
 
     def _follow(self, watch: Watch) -> None:
+        try:
+            self._follow_until_stopped(watch)
+        finally:  # however the thread ends, waiters learn it instead of waiting on
+            self._stop.set()
+            with self._lock:
+                self._changed.notify_all()
+
+    def _follow_until_stopped(self, watch: Watch) -> None:
         while not self._stop.is_set():
             try:
                 response = watch.next(timeout=WAIT_SLICE)
