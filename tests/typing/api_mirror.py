@@ -53,3 +53,13 @@ async def async_usage(acli: AsyncClient) -> None:
         async for batch in updates:
             del batch
     del size
+
+
+def syncer_kinds(cli: Client, acli: AsyncClient) -> None:
+    for page in Syncer(cli, "a").sync_base():
+        del page
+    with Syncer(cli, "a", 5).sync_updates() as watch:
+        del watch
+    async_pages = Syncer(acli, "a").sync_base()
+    start = Syncer(acli, "a", 5).sync_updates()
+    del async_pages, start

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from etcd_layers import Compare, mirror
 from etcd_layers.base import (
+    KV,
     CompareResult,
     CompareTarget,
     GetOp,
@@ -151,7 +152,7 @@ def test_mirror_refuses_a_kv_without_watch() -> None:
 
 def test_syncer_updates_need_a_revision() -> None:
     """sync_updates before sync_base (with no revision given) is refused, as Go panics."""
-    syncer = mirror.Syncer(Recorder(), "a")  # type: ignore[arg-type]
+    syncer: mirror.Syncer[KV] = mirror.Syncer(cast(KV, Recorder()), "a")
     assert syncer.revision == 0
     with pytest.raises(RuntimeError, match="sync_base"):
         syncer.sync_updates()
@@ -160,11 +161,11 @@ def test_syncer_updates_need_a_revision() -> None:
 def test_syncer_refuses_bad_arguments() -> None:
     """Syncer checks its prefix, revision and client when built."""
     with pytest.raises(ValueError, match="revision"):
-        mirror.Syncer(Recorder(), "a", revision=-2)  # type: ignore[arg-type]
+        mirror.Syncer(cast(KV, Recorder()), "a", revision=-2)
     with pytest.raises(TypeError):
-        mirror.Syncer(Recorder(), 5)  # type: ignore[arg-type]
+        mirror.Syncer(cast(KV, Recorder()), 5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Watcher"):
-        mirror.Syncer(type("K", (), {"do": lambda self: None})(), "a")
+        mirror.Syncer(cast(KV, type("K", (), {"do": lambda self: None})()), "a")
 
 
 def test_compare_key_exists_and_missing_are_version_comparisons() -> None:

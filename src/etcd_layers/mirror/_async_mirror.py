@@ -249,7 +249,7 @@ class AsyncMirror:
             self._notify()
             entries = self._subscribers.entries
             if entries:
-                deliver(entries, list(events))
+                deliver(entries, events)
 
     async def _recover(self, recovery: Recovery) -> AsyncWatch | None:
         backoff = Backoff()

@@ -110,7 +110,7 @@ class Subscribers:
         self.entries = tuple(e for e in self.entries if e is not entry)
 
 
-def deliver(entries: Sequence[_Entry], events: list[Event]) -> None:
+def deliver(entries: Sequence[_Entry], events: Sequence[Event]) -> None:
     """Call each subscriber with `events`; a callback's exception is logged, never raised.
 
     A failing callback must not stop the follower, nor keep the others from their changes.

@@ -283,7 +283,7 @@ class Mirror:
                 self._changed.notify_all()
             if entries:
                 with self._dispatch:
-                    deliver(entries, list(events))
+                    deliver(entries, events)
 
     def _recover(self, recovery: Recovery) -> Watch | None:
         """Reload if needed and watch again; retry with a back-off until it works or close()."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import overload
+from typing import Generic, TypeVar, overload
 
 from etcd_layers.base.async_protocols import AsyncKV, AsyncWatcher, AsyncWatchStart
 from etcd_layers.base.checks import check_timeout
@@ -14,7 +14,7 @@ from etcd_layers.base.protocols import KV, Watch, Watcher
 from etcd_layers.base.responses import GetResponse
 from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE, at_snapshot, first_page, next_page
 
-__all__ = ["Syncer", "async_pages", "get_pages", "pages"]
+__all__ = ["ClientT_co", "Syncer", "async_pages", "get_pages", "pages"]
 
 
 def _check_kv(kv: object) -> None:
@@ -98,7 +98,10 @@ async def async_pages(kv: AsyncKV, op: GetOp, timeout: float | None) -> AsyncIte
         page = next_page(page, response)
 
 
-class Syncer:
+ClientT_co = TypeVar("ClientT_co", bound="KV | AsyncKV", covariant=True)  # the client kind
+
+
+class Syncer(Generic[ClientT_co]):
     """Go's `mirror.Syncer`: the prefix at one revision, then every change after it.
 
     ```python
@@ -112,7 +115,7 @@ class Syncer:
     (`async with syncer.sync_updates() as w`, or `w = await syncer.sync_updates()`).
     """
 
-    def __init__(self, client: KV | AsyncKV, prefix: StrOrBytes, revision: int = 0) -> None:
+    def __init__(self, client: ClientT_co, prefix: StrOrBytes, revision: int = 0) -> None:
         """Sync `prefix` (`""`: every key) of `client`, a KV + Watcher speaker of either kind.
 
         Args:
@@ -127,7 +130,7 @@ class Syncer:
         if not callable(getattr(client, "watch", None)):
             raise TypeError(f"client must speak the Watcher Protocol, not {type(client).__name__}")
         first_page(prefix, DEFAULT_PAGE_SIZE, revision)  # checks prefix and revision
-        self._client = client
+        self._client: KV | AsyncKV = client
         self._prefix = to_bytes(prefix, name="prefix")
         self._revision = revision
 
@@ -136,6 +139,14 @@ class Syncer:
         """The snapshot's revision: given, or set by `sync_base` (0 until then)."""
         return self._revision
 
+    @overload
+    def sync_base(
+        self: Syncer[AsyncKV], page_size: int = ..., *, timeout: float | None = ...
+    ) -> AsyncIterator[GetResponse]: ...
+    @overload
+    def sync_base(
+        self: Syncer[KV], page_size: int = ..., *, timeout: float | None = ...
+    ) -> Iterator[GetResponse]: ...
     def sync_base(
         self, page_size: int = DEFAULT_PAGE_SIZE, *, timeout: float | None = None
     ) -> Iterator[GetResponse] | AsyncIterator[GetResponse]:
@@ -146,7 +157,13 @@ class Syncer:
         Raises:
             CompactedError: the revision was compacted away (from the iteration).
         """
-        pages = get_pages(self._client, self._prefix, page_size, self._revision, timeout=timeout)
+        pages: Iterator[GetResponse] | AsyncIterator[GetResponse] = get_pages(
+            self._client,
+            self._prefix,
+            page_size,
+            self._revision,
+            timeout=timeout,
+        )
         if isinstance(pages, AsyncIterator):
             return self._async_recording(pages)
         return self._recording(pages)
@@ -163,6 +180,14 @@ class Syncer:
             self._revision = self._revision or page.header.revision
             yield page
 
+    @overload
+    def sync_updates(
+        self: Syncer[AsyncKV], *, prev_kv: bool = ..., timeout: float | None = ...
+    ) -> AsyncWatchStart: ...
+    @overload
+    def sync_updates(
+        self: Syncer[KV], *, prev_kv: bool = ..., timeout: float | None = ...
+    ) -> Watch: ...
     def sync_updates(
         self, *, prev_kv: bool = False, timeout: float | None = None
     ) -> Watch | AsyncWatchStart:
