@@ -59,7 +59,9 @@ class Fake:
     """Canned answers, and a record of the watches' start revisions and the ops sent."""
 
     def __init__(
-        self, pages: list[GetResponse], watches: list[list[Item] | errors.EtcdError]
+        self,
+        pages: list[GetResponse | errors.EtcdError],
+        watches: list[list[Item] | errors.EtcdError],
     ) -> None:
         self.pages = collections.deque(pages)
         self.watches = collections.deque(watches)
@@ -72,7 +74,10 @@ class Fake:
     def answer(self, op: object) -> object:
         self.ops.append(op)
         if isinstance(op, GetOp):
-            return self.pages.popleft()
+            answer = self.pages.popleft()
+            if isinstance(answer, errors.EtcdError):
+                raise answer
+            return answer
         if isinstance(op, TxnOp) and self.checks:
             return self.checks.popleft()
         raise errors.UnavailableError("no canned answer")
@@ -278,6 +283,18 @@ def test_a_compaction_reloads_and_reports_the_difference(
             Event(EventType.PUT, kv(b"c", 18), None),
         ]
     ]
+
+
+def test_a_failed_reload_is_retried(open_mirror: Callable[[Fake], Driven]) -> None:
+    """A reload that fails is tried again (after a back-off), not skipped for a restart."""
+    fake = Fake(
+        [page(10, kv(b"a", 5)), errors.UnavailableError("down"), page(20, kv(b"b", 19))],
+        [[errors.CompactedError("compacted", 15)], []],
+    )
+    m = open_mirror(fake)
+    m.call("wait", 20, timeout=WAIT)
+    assert fake.starts == [11, 21]
+    assert m.call("items") == {b"b": b"v19"}
 
 
 def test_a_closed_client_stops_the_mirror(open_mirror: Callable[[Fake], Driven]) -> None:

@@ -260,12 +260,14 @@ class AsyncMirror:
                     recovery = Recovery.RESTART
                 return await self._start_watch()
             except EtcdError as err:
-                recovery = recovery_for(err, starting=True)
-                if recovery is Recovery.STOP:
+                decided = recovery_for(err, starting=True)
+                if decided is Recovery.STOP:
                     logger.warning("the mirror of %r stops: %r", self._options.prefix, err)
                     self._stopped = True
                     self._notify()
                     return None
+                if decided is Recovery.RELOAD:  # else a reload not done yet stays to do
+                    recovery = decided
                 logger.warning("the mirror of %r could not recover: %r", self._options.prefix, err)
                 await asyncio.sleep(backoff.next())
         return None

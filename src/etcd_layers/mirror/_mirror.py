@@ -295,13 +295,15 @@ class Mirror:
                     recovery = Recovery.RESTART
                 return self._start_watch()
             except EtcdError as err:
-                recovery = recovery_for(err, starting=True)
-                if recovery is Recovery.STOP:
+                decided = recovery_for(err, starting=True)
+                if decided is Recovery.STOP:
                     logger.warning("the mirror of %r stops: %r", self._options.prefix, err)
                     self._stop.set()
                     with self._lock:
                         self._changed.notify_all()
                     return None
+                if decided is Recovery.RELOAD:  # else a reload not done yet stays to do
+                    recovery = decided
                 logger.warning("the mirror of %r could not recover: %r", self._options.prefix, err)
                 if self._stop.wait(backoff.next()):
                     return None
