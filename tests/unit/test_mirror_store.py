@@ -22,8 +22,11 @@ from etcd_layers.mirror._store import (
     Store,
     diff,
     is_quiet,
+    mod_revision_of,
+    pack,
     quiet_check,
     recovery_for,
+    unpack,
 )
 
 
@@ -53,7 +56,7 @@ def test_store_apply_puts_and_deletes_and_moves_the_revision() -> None:
     store = loaded(10, KeyValue(b"a", b"1", mod_revision=3))
     events = [put(b"b", b"2", 11), delete(b"a", 12), put(b"b", b"3", 12)]
     assert store.apply(events) == events
-    assert (store.revision, store.values, list(store.kvs)) == (12, {b"b": b"3"}, [b"b"])
+    assert (store.revision, store.values, list(store.kvs())) == (12, {b"b": b"3"}, [b"b"])
 
 
 def test_store_apply_skips_events_it_already_has() -> None:
@@ -71,6 +74,26 @@ def test_store_apply_of_nothing_changes_nothing() -> None:
     store = loaded(4)
     assert store.apply([]) == []
     assert store.revision == 4
+
+
+@given(
+    create=st.integers(0, 2**63 - 1),
+    mod=st.integers(0, 2**63 - 1),
+    version=st.integers(0, 2**63 - 1),
+    lease=st.integers(0, 2**63 - 1),
+)
+def test_pack_keeps_every_field(create: int, mod: int, version: int, lease: int) -> None:
+    """A KeyValue packed into one int unpacks to itself (etcd's fields are int64)."""
+    kv = KeyValue(b"k", b"v", create, mod, version, lease)
+    assert unpack(b"k", b"v", pack(kv)) == kv
+    assert mod_revision_of(pack(kv)) == mod
+
+
+def test_store_kv_gives_the_whole_key_value() -> None:
+    """kv(key) rebuilds the KeyValue the copy took in; None for a missing key."""
+    full = KeyValue(b"a", b"1", create_revision=2, mod_revision=3, version=2, lease=77)
+    store = loaded(10, full)
+    assert (store.kv(b"a"), store.kv(b"b")) == (full, None)
 
 
 def test_store_confirm_moves_the_revision_but_not_what_is_skipped() -> None:
@@ -129,10 +152,10 @@ def test_diff_turns_the_old_copy_into_the_new_snapshot(
     """Applying the reload diff to the old copy gives the snapshot, reporting only changes."""
     store = loaded(5, *kvs_of(old).values())
     snapshot = loaded(9, *kvs_of(new).values())
-    before = dict(store.kvs)
-    events = diff(store.kvs, snapshot)
+    before = store.kvs()
+    events = diff(store, snapshot)
     store.replace(events, snapshot.revision)
-    assert store.kvs == snapshot.kvs
+    assert store.kvs() == snapshot.kvs()
     assert store.values == snapshot.values
     assert store.revision == 9
     keys = [event.kv.key for event in events]
@@ -143,7 +166,7 @@ def test_diff_turns_the_old_copy_into_the_new_snapshot(
             assert event.kv.mod_revision == 9
         else:
             assert event.kv != before.get(event.kv.key)
-    unchanged = {key for key, kv in before.items() if snapshot.kvs.get(key) == kv}
+    unchanged = {key for key, kv in before.items() if snapshot.kv(key) == kv}
     assert unchanged.isdisjoint(keys)
 
 
@@ -151,7 +174,7 @@ def test_diff_reports_a_rewrite_with_the_same_value() -> None:
     """A key put again (a new mod revision, the same value) is reported: it changed."""
     old = loaded(5, KeyValue(b"a", b"1", mod_revision=2))
     new = loaded(9, KeyValue(b"a", b"1", mod_revision=7))
-    assert [(e.type, e.kv.mod_revision) for e in diff(old.kvs, new)] == [(EventType.PUT, 7)]
+    assert [(e.type, e.kv.mod_revision) for e in diff(old, new)] == [(EventType.PUT, 7)]
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ class AsyncMirror:
 
     def get_kv(self, key: StrOrBytes) -> KeyValue | None:
         """Return the KeyValue of `key`, or None."""
-        return self._store.kvs.get(to_bytes(key, name="key"))
+        return self._store.kv(to_bytes(key, name="key"))
 
     def items(self) -> dict[bytes, bytes]:
         """Return a copy of every key and value, as of `revision`."""
@@ -125,7 +125,7 @@ class AsyncMirror:
 
     def snapshot(self) -> tuple[int, dict[bytes, KeyValue]]:
         """Return the revision and a copy of every KeyValue, taken together."""
-        return self._store.revision, dict(self._store.kvs)
+        return self._store.revision, self._store.kvs()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -175,7 +175,7 @@ class AsyncMirror:
 
     async def _prove_quiet(self, revision: int, deadline: Deadline) -> None:
         """Confirm `revision` if nothing under the prefix changed after the last event."""
-        applied, count = self._store.applied, len(self._store.kvs)
+        applied, count = self._store.applied, len(self._store.values)
         try:
             response = await self._client.do(
                 quiet_check(self._options.prefix, applied, revision),
@@ -197,7 +197,7 @@ class AsyncMirror:
         check_callback(callback)
         entry = self._subscribers.add(callback)
         if replay:
-            deliver((entry,), replay_events(self._store.kvs))
+            deliver((entry,), replay_events(self._store.kvs()))
         return lambda: self._subscribers.remove(entry)
 
     # -- the follower ------------------------------------------------------------------------
@@ -276,7 +276,7 @@ class AsyncMirror:
         fresh = Store()
         async for page in self._pages():
             fresh.add_page(page)
-        events = diff(self._store.kvs, fresh)
+        events = diff(self._store, fresh)
         self._store.replace(events, fresh.revision)
         self._notify()
         entries = self._subscribers.entries

@@ -119,7 +119,7 @@ class Mirror:
 
     def get_kv(self, key: StrOrBytes) -> KeyValue | None:
         """Return the KeyValue of `key` (revisions, version, lease), or None."""
-        return self._store.kvs.get(to_bytes(key, name="key"))
+        return self._store.kv(to_bytes(key, name="key"))
 
     def items(self) -> dict[bytes, bytes]:
         """Return a copy of every key and value, as of `revision` (one consistent state)."""
@@ -129,7 +129,7 @@ class Mirror:
     def snapshot(self) -> tuple[int, dict[bytes, KeyValue]]:
         """Return the revision and a copy of every KeyValue, taken together."""
         with self._lock:
-            return self._store.revision, dict(self._store.kvs)
+            return self._store.revision, self._store.kvs()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -180,7 +180,7 @@ class Mirror:
                 )
                 if self._store.revision >= revision:
                     return
-                applied, count = self._store.applied, len(self._store.kvs)
+                applied, count = self._store.applied, len(self._store.values)
             if self._stop.is_set():
                 raise CanceledError("the mirror is closed")
             if deadline.expired():
@@ -221,7 +221,7 @@ class Mirror:
         with self._dispatch:
             with self._lock:
                 entry = self._subscribers.add(callback)
-                initial = replay_events(self._store.kvs) if replay else None
+                initial = replay_events(self._store.kvs()) if replay else None
             if initial is not None:
                 deliver((entry,), initial)
 
@@ -319,7 +319,7 @@ class Mirror:
         ):
             fresh.add_page(page)
         with self._lock:
-            events = diff(self._store.kvs, fresh)
+            events = diff(self._store, fresh)
             self._store.replace(events, fresh.revision)
             entries = self._subscribers.entries
             self._changed.notify_all()

@@ -1,4 +1,4 @@
-"""The mirror's local copy and what a watch batch, a progress note or a reload does to it (pure).
+"""The mirror's local copy and what a watch batch, a proof of quiet or a reload does to it (pure).
 
 One writer (the follower thread or task) changes a Store; readers look keys up in its
 `values` without a lock, as a dict's single-key operations are atomic. The shells add the
@@ -9,18 +9,65 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from etcd_layers.base.ops import Op, TxnOp
 from etcd_layers.base.responses import Event, EventType, GetResponse, KeyValue, TxnResponse
 from etcd_layers.errors import CanceledError, CompactedError, EtcdError
 
-__all__ = ["Recovery", "Store", "diff", "is_quiet", "quiet_check", "recovery_for"]
+__all__ = [
+    "Recovery",
+    "Store",
+    "diff",
+    "is_quiet",
+    "mod_revision_of",
+    "pack",
+    "quiet_check",
+    "recovery_for",
+    "unpack",
+]
 
 _PUT = EventType.PUT
 
 
+_WIDTH: Final = 64
+_MASK: Final = (1 << _WIDTH) - 1
+
+
+def pack(kv: KeyValue) -> int:
+    """Return a key's revisions, version and lease packed into one int.
+
+    The copy keeps no KeyValue objects: an int (like the bytes beside it) is not tracked by
+    the cyclic garbage collector, which would otherwise walk every key of a large copy on
+    each full collection (a third more time to load 100k keys).
+    """
+    return (
+        kv.create_revision
+        | kv.mod_revision << _WIDTH
+        | kv.version << 2 * _WIDTH
+        | kv.lease << 3 * _WIDTH
+    )
+
+
+def mod_revision_of(packed: int) -> int:
+    """Return the mod revision in a `pack`ed int."""
+    return packed >> _WIDTH & _MASK
+
+
+def unpack(key: bytes, value: bytes, packed: int) -> KeyValue:
+    """Return the KeyValue that `pack` packed (with its key and value)."""
+    return KeyValue(
+        key,
+        value,
+        create_revision=packed & _MASK,
+        mod_revision=packed >> _WIDTH & _MASK,
+        version=packed >> 2 * _WIDTH & _MASK,
+        lease=packed >> 3 * _WIDTH,
+    )
+
+
 class Store:
-    """A copy of a prefix: each key's value (`values`) and KeyValue (`kvs`).
+    """A copy of a prefix: each key's value (`values`), revisions, version and lease (`meta`).
 
     `applied` is the revision of the last change taken in (or of the load): the watch
     restarts after it, and events at or below it are duplicates. `revision` is the store
@@ -28,21 +75,31 @@ class Store:
     that nothing under the prefix changed in between.
     """
 
-    __slots__ = ("applied", "kvs", "revision", "values")
+    __slots__ = ("applied", "meta", "revision", "values")
 
     def __init__(self) -> None:
         self.values: dict[bytes, bytes] = {}
-        self.kvs: dict[bytes, KeyValue] = {}
+        self.meta: dict[bytes, int] = {}  # see pack()
         self.applied = 0
         self.revision = 0
+
+    def kv(self, key: bytes) -> KeyValue | None:
+        """Return the KeyValue of `key` in the copy, or None."""
+        packed = self.meta.get(key)
+        return None if packed is None else unpack(key, self.values[key], packed)
+
+    def kvs(self) -> dict[bytes, KeyValue]:
+        """Return every KeyValue of the copy, by key."""
+        values = self.values
+        return {key: unpack(key, values[key], packed) for key, packed in self.meta.items()}
 
     def add_page(self, page: GetResponse) -> None:
         """Take in one page of a load (every page of one snapshot, in any order)."""
         self.applied = self.revision = self.revision or page.header.revision
-        kvs, values = self.kvs, self.values
+        meta, values = self.meta, self.values
         for kv in page.kvs:  # a plain loop: twice as fast as dict.update over generators
             key = kv.key
-            kvs[key] = kv
+            meta[key] = pack(kv)
             values[key] = kv.value
 
     def apply(self, events: Sequence[Event]) -> Sequence[Event]:
@@ -59,19 +116,27 @@ class Store:
             events = [event for event in events if event.kv.mod_revision > revision]
             if not events:
                 return events
-        values, kvs = self.values, self.kvs
+        self._change(events)
+        self.applied = applied = events[-1].kv.mod_revision
+        self.revision = max(self.revision, applied)
+        return events
+
+    def _change(self, events: Iterable[Event]) -> None:
+        values, meta = self.values, self.meta
         for event in events:
             kv = event.kv
             key = kv.key
             if event.type is _PUT:
-                kvs[key] = kv
+                meta[key] = (
+                    kv.create_revision
+                    | kv.mod_revision << _WIDTH
+                    | kv.version << 2 * _WIDTH
+                    | kv.lease << 3 * _WIDTH
+                )  # pack(kv), inlined: this loop is the per-event cost
                 values[key] = kv.value
             else:
-                kvs.pop(key, None)
+                meta.pop(key, None)
                 values.pop(key, None)
-        self.applied = applied = events[-1].kv.mod_revision
-        self.revision = max(self.revision, applied)
-        return events
 
     def confirm(self, revision: int) -> bool:
         """Note that the copy reflects `revision` too (proven by `is_quiet`).
@@ -90,21 +155,13 @@ class Store:
 
     def replace(self, events: Iterable[Event], revision: int) -> None:
         """Apply a reload's `diff` and move to its snapshot's `revision`."""
-        values, kvs = self.values, self.kvs
-        for event in events:
-            key = event.kv.key
-            if event.type is _PUT:
-                kvs[key] = event.kv
-                values[key] = event.kv.value
-            else:
-                kvs.pop(key, None)
-                values.pop(key, None)
+        self._change(events)
         self.applied = max(self.applied, revision)
         self.revision = max(self.revision, revision)
 
 
-def diff(old: dict[bytes, KeyValue], new: Store) -> list[Event]:
-    """Return the events that turn `old` into the snapshot `new`, in key order.
+def diff(old: Store, new: Store) -> list[Event]:
+    """Return the events that turn the copy `old` into the snapshot `new`, in key order.
 
     A PUT (with `prev_kv`, the old pair if any) for each key that is new or changed (another
     mod revision), a DELETE for each key that is gone (its `kv` carries the key and the
@@ -112,14 +169,14 @@ def diff(old: dict[bytes, KeyValue], new: Store) -> list[Event]:
     old pair), nothing for a key that is unchanged.
     """
     events: list[Event] = []
-    for key, kv in new.kvs.items():
-        before = old.get(key)
-        if before is None or before.mod_revision != kv.mod_revision:
-            events.append(Event(EventType.PUT, kv, before))
+    for key, packed in new.meta.items():
+        before = old.meta.get(key)
+        if before is None or mod_revision_of(before) != mod_revision_of(packed):
+            events.append(Event(EventType.PUT, unpack(key, new.values[key], packed), old.kv(key)))
     events += [
-        Event(EventType.DELETE, KeyValue(key, mod_revision=new.revision), before)
-        for key, before in old.items()
-        if key not in new.kvs
+        Event(EventType.DELETE, KeyValue(key, mod_revision=new.revision), old.kv(key))
+        for key in old.meta
+        if key not in new.meta
     ]
     events.sort(key=lambda event: event.kv.key)
     return events

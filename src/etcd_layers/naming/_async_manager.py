@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Generator, Iterable
-from typing import Any
+from typing import Any, Final
 
 from etcd_layers.base.async_protocols import AsyncKV
 from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.responses import Event, TxnResponse
 from etcd_layers.errors import CanceledError
@@ -24,6 +25,8 @@ from etcd_layers.naming._values import (
 )
 
 __all__ = ["AsyncEndpointManager", "AsyncEndpointWatch"]
+
+_POLL: Final = 1.0  # seconds between looks at whether the mirror under a watch has stopped
 
 
 class AsyncEndpointManager:
@@ -140,16 +143,18 @@ class AsyncEndpointWatch:
         Raises:
             CanceledError: the watch has ended.
         """
-        limit = check_timeout(timeout)
-        if self._ended:
-            raise CanceledError("the endpoint watch has ended")
-        try:
-            batch = await asyncio.wait_for(self._batches.get(), limit)
-        except TimeoutError:
-            if self._mirror.closed:
-                self._ended = True
-                raise CanceledError("the endpoint watch has ended") from None
-            raise
+        deadline = Deadline(check_timeout(timeout))
+        while True:
+            if self._ended:
+                raise CanceledError("the endpoint watch has ended")
+            try:
+                batch = await asyncio.wait_for(self._batches.get(), deadline.left_or(_POLL))
+                break
+            except TimeoutError:
+                if self._mirror.closed:  # the client was closed under it
+                    self._ended = True
+                elif deadline.expired():
+                    raise TimeoutError("no endpoint update within the timeout") from None
         if batch is None:
             self._ended = True
             raise CanceledError("the endpoint watch has ended")
