@@ -143,7 +143,10 @@ class AsyncWatch:
             if isinstance(item, errors.EtcdError):
                 raise item
             return item
-        await asyncio.wait_for(self.canceled.wait(), timeout)
+        try:
+            await asyncio.wait_for(self.canceled.wait(), timeout)
+        except asyncio.TimeoutError:  # as the real watch: the builtin (3.10's differs)
+            raise TimeoutError from None
         raise errors.CanceledError("canceled")
 
     async def cancel(self) -> None:

@@ -162,7 +162,7 @@ class AsyncMirror:
         while self._store.revision < revision:
             if self._stopped:
                 raise CanceledError("the mirror is closed")
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # the builtin one from 3.11 on
                 await asyncio.wait_for(self._changed.wait(), deadline.left_or(pause))
             if self._store.revision >= revision:
                 return

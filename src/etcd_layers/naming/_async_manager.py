@@ -150,7 +150,7 @@ class AsyncEndpointWatch:
             try:
                 batch = await asyncio.wait_for(self._batches.get(), deadline.left_or(_POLL))
                 break
-            except TimeoutError:
+            except asyncio.TimeoutError:  # the builtin one from 3.11 on
                 if self._mirror.closed:  # the client was closed under it
                     self._ended = True
                 elif deadline.expired():
