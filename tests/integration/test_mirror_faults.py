@@ -172,6 +172,25 @@ def test_mirror_resumes_after_its_member_restarts_exactly_once(
             check_exactly_once(m, seen, writer, etcd_key_prefix, kind, start)
 
 
+def test_mirror_fails_over_as_members_die_in_turn_exactly_once(
+    kind: str, etcd_cluster: EtcdCluster, etcd_key_prefix: bytes
+) -> None:
+    """Each member in turn is killed and restarted: whichever the watch used, it moves on."""
+    with open_mirror(kind, etcd_cluster.endpoints, etcd_key_prefix, {"timeout": TIMEOUT}) as m:
+        seen = Seen()
+        m.subscribe(seen)
+        start = m.revision
+        with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
+            for member in etcd_cluster.members:
+                writer.wait_for_more(20)
+                member.kill()
+                writer.wait_for_more(30)
+                member.start()
+                etcd_cluster.wait_healthy()
+            writer.wait_for_more(20)
+            check_exactly_once(m, seen, writer, etcd_key_prefix, kind, start)
+
+
 def replayed(initial: dict[bytes, bytes], seen: Seen) -> dict[bytes, bytes]:
     """`initial` with every seen event applied in order."""
     state = dict(initial)
