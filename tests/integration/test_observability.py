@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from etcd_layers import Client, Compare, Op, errors, leasing, ordering, telemetry
+from etcd_layers import Client, Compare, Op, errors, leasing, mirror, ordering, telemetry
 from etcd_layers.testing import EtcdServer
 
 TIMEOUT = 10.0
@@ -174,6 +174,10 @@ def test_a_lost_keep_alive_and_the_layers_are_counted(
         ordered = ordering.wrap(plain, on_violation=count)
         assert ordered.get(etcd_key_prefix + b"cached").kvs
         assert otel.total("etcd.ordering.violations") == seen["violations"] == 0
+        with mirror.Mirror(plain, etcd_key_prefix + b"m/") as copy:
+            copy.wait(plain.put(etcd_key_prefix + b"m/k", "v").header.revision, timeout=TIMEOUT)
+        lags = otel.metrics()["etcd.mirror.lag"]
+        assert sum(point.count for point in lags) >= 1
 
 
 def test_keys_are_on_spans_only_when_asked(etcd_server: EtcdServer, etcd_key_prefix: bytes) -> None:

@@ -26,6 +26,7 @@ from etcd_layers.mirror._common import (
     check_wait,
     deliver,
     replay_events,
+    report_lag,
 )
 from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE, first_page
 from etcd_layers.mirror._read import async_pages
@@ -246,6 +247,7 @@ class AsyncMirror:
             events = self._store.apply(response.events)
             if not events:
                 return
+            report_lag(response.header.revision, self._store.revision)
             self._notify()
             entries = self._subscribers.entries
             if entries:

@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
+from etcd_layers import telemetry
 from etcd_layers.base.checks import check_bool, check_int, check_timeout
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.responses import Event, EventType, KeyValue
 from etcd_layers.mirror._pages import check_page_size
 
-__all__ = ["Callback", "Options", "Subscribers", "check_options", "replay_events"]
+__all__ = ["Callback", "Options", "Subscribers", "check_options", "replay_events", "report_lag"]
 
 logger: Final = logging.getLogger("etcd_layers.mirror")
 
@@ -19,6 +20,13 @@ Callback: TypeAlias = Callable[[list[Event]], object]
 
 QUIET_AFTER: Final = 0.05  # seconds wait() gives events before it checks for a quiet prefix
 CHECK_INTERVAL: Final = 0.5  # seconds between such checks while a wait() goes on
+
+
+def report_lag(header_revision: int, mirror_revision: int) -> None:
+    """With telemetry on, record how far the copy is behind the store as a batch is applied."""
+    instruments = telemetry.active
+    if instruments is not None:
+        instruments.mirror_lag.record(max(header_revision - mirror_revision, 0))
 
 
 class Options:

@@ -25,6 +25,7 @@ from etcd_layers.mirror._common import (
     check_wait,
     deliver,
     replay_events,
+    report_lag,
 )
 from etcd_layers.mirror._pages import DEFAULT_PAGE_SIZE
 from etcd_layers.mirror._read import get_pages
@@ -279,6 +280,7 @@ class Mirror:
                 events = self._store.apply(response.events)
                 if not events:
                     return
+                report_lag(response.header.revision, self._store.revision)
                 entries = self._subscribers.entries
                 self._changed.notify_all()
             if entries:

@@ -20,7 +20,8 @@ Metrics (meter "etcd_layers"):
     etcd.leasing.hits / etcd.leasing.misses / etcd.leasing.revocations (observable counters:
         the totals of the process's leasing clients, read at collection time).
     etcd.ordering.violations (counter).
-    etcd.mirror.lag ({revision}, histogram): revisions a Mirror is behind as it applies a batch.
+    etcd.mirror.lag ({revision}, histogram): per batch a Mirror applies, how far its copy is behind
+        the store's revision in the watch response's header.
 """
 
 from __future__ import annotations
