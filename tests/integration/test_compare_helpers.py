@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from etcd_layers import Client, Compare, Op, namespace
+from etcd_layers.base import GetResponse
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ def test_key_missing_then_key_exists_guard_a_create_and_an_update(
     assert create.succeeded
     again = kv.txn([Compare.key_missing(key)], [Op.put(key, "v2")], [Op.get(key)])
     assert not again.succeeded  # it exists now: the create does not happen twice
-    assert again.responses[0].kvs[0].value == b"v1"
+    (read,) = again.responses
+    assert isinstance(read, GetResponse)
+    assert read.kvs[0].value == b"v1"
     update = kv.txn([Compare.key_exists(key)], [Op.put(key, "v3")], [])
     assert update.succeeded
     kv.delete(key)
