@@ -147,22 +147,23 @@ class AsyncStreamCall:
 
 
 class _Unary:
-    __slots__ = ("_channel", "_path", "_request_type")
+    __slots__ = ("_answer", "_channel", "_path", "_request_type")
 
     def __init__(self, channel: AsyncMemoryChannel, path: str) -> None:
         self._channel = channel
         self._path = path
         entry = UNARY.get(path)
         self._request_type = None if entry is None else entry[0]
+        self._answer = None if entry is None else channel.etcd.handler(path)
 
     async def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
         self._channel.check_open()
-        if self._request_type is None:
+        if self._request_type is None or self._answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         try:
-            return self._channel.etcd.unary(self._path, parse(self._request_type, request))
+            return self._answer(parse(self._request_type, request))
         except StoreError as error:
             raise RpcError.of(error) from None
 

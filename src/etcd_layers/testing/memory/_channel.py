@@ -65,22 +65,23 @@ def parse(request_type: type[Message], request: object) -> Message:
 class _Unary:
     """One unary method: answers at once, under MemoryEtcd's lock."""
 
-    __slots__ = ("_channel", "_path", "_request_type")
+    __slots__ = ("_answer", "_channel", "_path", "_request_type")
 
     def __init__(self, channel: MemoryChannel, path: str) -> None:
         self._channel = channel
         self._path = path
         entry = UNARY.get(path)
         self._request_type = None if entry is None else entry[0]
+        self._answer = None if entry is None else channel.etcd.handler(path)
 
     def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
         self._channel.check_open()
-        if self._request_type is None:
+        if self._request_type is None or self._answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         try:
-            return self._channel.etcd.unary(self._path, parse(self._request_type, request))
+            return self._answer(parse(self._request_type, request))
         except StoreError as error:
             raise RpcError.of(error) from None
 

@@ -170,23 +170,40 @@ class MemoryEtcd:
 
     def unary(self, path: str, request: Message) -> Message:
         """Answer one unary request (StoreError: etcd refuses it, or the path is unknown)."""
+        return self.handler(path)(request)
+
+    def handler(self, path: str) -> Callable[[Message], Message]:
+        """The function answering the unary method at `path` (for a transport to keep).
+
+        Raises:
+            StoreError: UNIMPLEMENTED, when the path is not one the store serves.
+        """
         entry = UNARY.get(path)
         if entry is None:
             raise store_error(UNIMPLEMENTED)
         name = entry[2]
-        store = self._store
-        with self._lock:
-            if name == "range":  # the hot path first
-                return store.range(request)  # type: ignore[arg-type]  # typed by the path
-            if name in ("lease_grant", "lease_time_to_live"):
-                response: Message = getattr(store, name)(request, self._now())
-                self._wake.notify_all()
-            elif name == "member_list":
-                response = store.member_list(request, self._client_urls())  # type: ignore[arg-type]
-            else:
-                response = getattr(store, name)(request)
-            self._deliver()
-            return response
+        store, lock = self._store, self._lock
+        if name == "range":  # the hot path: a read sends no watch response
+
+            def answer_range(request: Message) -> Message:
+                with lock:
+                    return store.range(request)  # type: ignore[arg-type]  # typed by the path
+
+            return answer_range
+
+        def answer(request: Message) -> Message:
+            with lock:
+                if name in ("lease_grant", "lease_time_to_live"):
+                    response: Message = getattr(store, name)(request, self._now())
+                    self._wake.notify_all()
+                elif name == "member_list":
+                    response = store.member_list(request, self._client_urls())  # type: ignore[arg-type]
+                else:
+                    response = getattr(store, name)(request)
+                self._deliver()
+                return response
+
+        return answer
 
     def _client_urls(self) -> list[str]:
         server = self._server
