@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from etcd_layers import Client, errors
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing import ManualClock, MemoryEtcd
 from etcd_layers.testing.memory._store import Store
 

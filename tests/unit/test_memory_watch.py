@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from etcd_layers.base._proto import kv_pb2, rpc_pb2
+from etcd_layers.base.transport import kv_pb2, rpc_pb2
 from etcd_layers.testing.memory._store import Store
 from etcd_layers.testing.memory._watchers import MAX_REQUEST_BYTES
 

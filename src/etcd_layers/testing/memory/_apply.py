@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from etcd_layers.base._proto import kv_pb2, rpc_pb2
+from etcd_layers.base.transport import kv_pb2, rpc_pb2
 from etcd_layers.testing.memory._errors import (
     COMPACTED,
     FUTURE_REVISION,

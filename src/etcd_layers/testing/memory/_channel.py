@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import grpc
 from google.protobuf.message import Message
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._errors import UNIMPLEMENTED, StoreError
 from etcd_layers.testing.memory._service import LEASE_KEEP_ALIVE, UNARY, WATCH
 

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from etcd_layers.base._aio_connection import AsyncConnection
-from etcd_layers.base._aio_keepalive_handle import AsyncKeepAliveHandle
-from etcd_layers.base._connection import Connection
-from etcd_layers.base._keepalive_handle import KeepAliveHandle
-from etcd_layers.base._settings import DEFAULT_MAX_SEND
 from etcd_layers.base.async_client import AsyncClient
 from etcd_layers.base.client import Client
+from etcd_layers.base.transport import (
+    AsyncKeepAliveHandle,
+    KeepAliveHandle,
+    async_client_over,
+    client_over,
+)
 from etcd_layers.testing.memory._aio_channel import AsyncMemoryChannel
 from etcd_layers.testing.memory._channel import MemoryChannel
 
 if TYPE_CHECKING:
     from etcd_layers.testing.memory._etcd import MemoryEtcd
 
-_DIAL_TIMEOUT = 5.0
-
 
 class MemoryClient(Client):
     """A Client of a MemoryEtcd: every call is the real Client's, over in-process channels.
 
-    Its one addition: a running keep-alive tells the store, which then renews the lease on
-    every tick of a ManualClock (API.md: advancing the clock never expires a lease whose
+    Its one addition: a running keep-alive tells the store, which then renews the lease at
+    every step of a ManualClock (API.md: advancing the clock never expires a lease whose
     keep-alive runs).
     """
 
@@ -52,27 +51,9 @@ class AsyncMemoryClient(AsyncClient):
 def memory_client(etcd: MemoryEtcd, timeout: float | None) -> Client:
     """A connected MemoryClient of `etcd`, closed when `etcd` closes."""
     etcd.check_usable()
-    channels: list[MemoryChannel] = []
-
-    def channel(address: str) -> MemoryChannel:
-        del address  # every endpoint is the same store
-        made = MemoryChannel(etcd)
-        channels.append(made)
-        return made
-
-    connection = Connection(
-        [etcd.new_address()],
-        tls=None,
-        options=[],
-        username=None,
-        password=None,
-        require_leader=False,
-        default_timeout=timeout,
-        dial_timeout=_DIAL_TIMEOUT,
-        max_send_size=DEFAULT_MAX_SEND,
-        channel_factory=channel,  # type: ignore[arg-type]  # speaks what Connection uses
+    client = client_over(
+        MemoryClient, lambda _address: MemoryChannel(etcd), etcd.new_address(), timeout=timeout
     )
-    client = MemoryClient.from_connection(connection)
     client._memory = etcd
     etcd.add_closer(client.close)
     return client
@@ -84,24 +65,12 @@ def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
     channels: list[AsyncMemoryChannel] = []
 
     def channel(address: str) -> AsyncMemoryChannel:
-        del address
+        del address  # every endpoint is the same store
         made = AsyncMemoryChannel(etcd)
         channels.append(made)
         return made
 
-    connection = AsyncConnection(
-        [etcd.new_address()],
-        tls=None,
-        options=[],
-        username=None,
-        password=None,
-        require_leader=False,
-        default_timeout=timeout,
-        dial_timeout=_DIAL_TIMEOUT,
-        max_send_size=DEFAULT_MAX_SEND,
-        channel_factory=channel,  # type: ignore[arg-type]  # speaks what AsyncConnection uses
-    )
-    client = AsyncMemoryClient.from_connection(connection)
+    client = async_client_over(AsyncMemoryClient, channel, etcd.new_address(), timeout=timeout)
     client._memory = etcd
 
     def end_streams() -> None:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 from google.protobuf.message import Message
 
 from etcd_layers._compat import Self
-from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.errors import ClosedError
 from etcd_layers.testing.memory._clients import memory_async_client, memory_client
 from etcd_layers.testing.memory._clock import ManualClock, monotonic

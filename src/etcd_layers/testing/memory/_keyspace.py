@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 
-from etcd_layers.base._proto import kv_pb2
+from etcd_layers.base.transport import kv_pb2
 from etcd_layers.testing.memory._errors import COMPACTED, FUTURE_REVISION, store_error
 
 KeyValue = kv_pb2.KeyValue

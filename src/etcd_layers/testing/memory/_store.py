@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._apply import Applier
 from etcd_layers.testing.memory._checks import check_delete, check_put, check_range, check_txn
 from etcd_layers.testing.memory._errors import COMPACTED, FUTURE_REVISION, store_error
