@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from etcd_layers import AsyncClient, namespace
+from etcd_layers import AsyncClient, errors, namespace
 from etcd_layers import leasing as leasing_layer
 from etcd_layers.concurrency import AsyncElection, AsyncMutex, AsyncSession
 from etcd_layers.testing import MemoryEtcd
@@ -84,3 +84,15 @@ async def test_memory_async_session_survives_advances_until_orphaned(
     etcd_memory.clock.advance(10)
     assert (await etcd_memory_async_client.time_to_live(session.lease_id)).ttl == -1
     await session.close()
+
+
+async def test_memory_close_closes_the_async_clients_on_their_loop() -> None:
+    """MemoryEtcd.close() from the client's own loop ends its watches: the client closes."""
+    etcd = MemoryEtcd()
+    client = etcd.async_client(timeout=5)
+    watch = await client.watch("k")
+    etcd.close()
+    with pytest.raises(errors.EtcdError):
+        await watch.next(timeout=5)
+    with pytest.raises(errors.ClosedError):
+        await client.get("k")

@@ -53,6 +53,11 @@ class RpcError(grpc.RpcError):
         return cls(grpc.StatusCode[error.code], error.message)
 
 
+def gone() -> RpcError:
+    """The failure of a call to a MemoryEtcd that closed: its server went away."""
+    return RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
+
+
 def parse(request_type: type[Message], request: object) -> Message:
     """The request message, from the serialized bytes the client sends (or a message)."""
     if isinstance(request, bytes):
@@ -76,6 +81,8 @@ class _Unary:
 
     def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
         self._channel.check_open()
+        if self._channel.etcd.closed:
+            raise gone()
         if self._request_type is None or self._answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
@@ -109,7 +116,10 @@ class StreamCall:
         self._keeps = path == LEASE_KEEP_ALIVE
         if path == WATCH:
             self._stream = channel.etcd.open_watch(self._responses.put)
-        elif not self._keeps:
+        if channel.etcd.closed or (path == WATCH and self._stream is None):
+            self._finish(gone())  # as a stream to a server that went away
+            return
+        if path != WATCH and not self._keeps:
             self._finish(RpcError.of(StoreError(*UNIMPLEMENTED)))
             return
         channel.track(self)
@@ -152,10 +162,6 @@ class StreamCall:
         """End the stream (a no-op once ended)."""
         self._finish(RpcError(grpc.StatusCode.CANCELLED, "Locally cancelled by application!"))
         return True
-
-    def close_by_server(self) -> None:
-        """End the stream as a server shutting down does (UNAVAILABLE)."""
-        self._finish(RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd closed"))
 
     def __iter__(self) -> StreamCall:
         return self
@@ -205,8 +211,6 @@ class MemoryChannel:
         """Refuse a call on a closed channel, with grpcio's ValueError."""
         if self._closed:
             raise ValueError("Cannot invoke RPC on closed channel!")
-        if self.etcd.closed:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
 
     def track(self, call: StreamCall) -> None:
         """Count a running stream, to end it with the channel."""
@@ -252,10 +256,3 @@ class MemoryChannel:
             calls = list(self._calls)
         for call in calls:
             call.cancel()
-
-    def end_streams(self) -> None:
-        """End the running streams as a server going away does (the store closed)."""
-        with self._lock:
-            calls = list(self._calls)
-        for call in calls:
-            call.close_by_server()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Final
 
 from etcd_layers.base.async_client import AsyncClient
 from etcd_layers.base.client import Client
@@ -17,6 +19,9 @@ from etcd_layers.testing.memory._channel import MemoryChannel
 
 if TYPE_CHECKING:
     from etcd_layers.testing.memory._etcd import MemoryEtcd
+
+
+_CLOSING: Final[set[asyncio.Task[None]]] = set()  # close() tasks, kept until they finish
 
 
 class MemoryClient(Client):
@@ -60,7 +65,7 @@ def memory_client(etcd: MemoryEtcd, timeout: float | None) -> Client:
 
 
 def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
-    """An AsyncMemoryClient of `etcd`; when `etcd` closes, its streams end."""
+    """An AsyncMemoryClient of `etcd`, closed on its loop when `etcd` closes."""
     etcd.check_usable()
     channels: list[AsyncMemoryChannel] = []
 
@@ -73,9 +78,22 @@ def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
     client = async_client_over(AsyncMemoryClient, channel, etcd.new_address(), timeout=timeout)
     client._memory = etcd
 
-    def end_streams() -> None:
-        for made in channels:
-            made.end_streams()
+    def close_on_its_loop() -> None:
+        # The client lives on its loop: close it there (from this thread or another one).
+        loop = next((made.loop for made in channels if made.loop is not None), None)
+        if loop is None or loop.is_closed():
+            return  # never used, or its loop is gone: nothing runs
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            closing = loop.create_task(client.close(), name="etcd_layers.memory.aio.close")
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(client.close(), loop)
 
-    etcd.add_closer(end_streams)
+    etcd.add_closer(close_on_its_loop)
     return client

@@ -224,10 +224,14 @@ class MemoryEtcd:
             self._keepers = [(i, h) for i, h in self._keepers if not h.ended]
             self._keepers.append((lease_id, handle))
 
-    def open_watch(self, sink: Callable[[rpc_pb2.WatchResponse], None]) -> int:
-        """Start a Watch stream; its responses go to `sink` (called under the lock: never block)."""
+    def open_watch(self, sink: Callable[[rpc_pb2.WatchResponse], None]) -> int | None:
+        """Start a Watch stream; its responses go to `sink` (called under the lock: never block).
+
+        Returns the stream's id, or None once the store is closed.
+        """
         with self._lock:
-            self._check_open()
+            if self._closed:
+                return None
             stream = self._store.watch_open()
             self._sinks[stream] = sink
             return stream

@@ -94,6 +94,8 @@ class Server:
         responses: queue.SimpleQueue[object] = queue.SimpleQueue()
         etcd = self._etcd
         stream = etcd.open_watch(responses.put)
+        if stream is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
         context.add_callback(lambda: responses.put(_END))  # the call ended: stop at once
 
         def read() -> None:
