@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcd_layers import Client, errors
+from etcd_layers import Client, Op, errors
 from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing import ManualClock, MemoryEtcd
 from etcd_layers.testing.memory._store import Store
@@ -140,3 +140,32 @@ def test_store_expire_takes_the_time_it_is_given() -> None:
     assert store.expire(1.0) == []
     assert store.expire(2.0) == [second, first]
     assert store.next_expiry() is None
+
+
+def test_progress_notifications_follow_the_clock(
+    clock: ManualClock, etcd: MemoryEtcd, cli: Client
+) -> None:
+    """A watch with progress_notify gets an empty response every 600 clock seconds."""
+    watch = cli.watch("k", progress_notify=True)
+    quiet = cli.watch("q")
+    clock.advance(599)
+    cli.put("k", "v")
+    assert watch.next(timeout=5).events[0].kv.value == b"v"
+    clock.advance(1)
+    progress = watch.next(timeout=5)
+    assert (progress.events, progress.header.revision) == ([], etcd.revision)
+    with pytest.raises(TimeoutError):
+        quiet.next(timeout=0.05)
+    watch.cancel()
+    quiet.cancel()
+
+
+def test_fragmented_watch_responses_arrive_whole(cli: Client) -> None:
+    """A txn too large for one watch response reaches a fragment watch as one response."""
+    watch = cli.watch("big/", prefix=True, fragment=True)
+    value = b"x" * (600 * 1024)
+    cli.txn([], [Op.put(f"big/{index}", value) for index in range(3)], [])
+    response = watch.next(timeout=5)
+    assert [event.kv.key for event in response.events] == [f"big/{i}".encode() for i in range(3)]
+    assert cli.watch_stats().fragments >= 1
+    watch.cancel()
