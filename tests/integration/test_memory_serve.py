@@ -131,3 +131,16 @@ def test_memory_close_ends_watches_and_clients() -> None:
         etcd.client()
     with pytest.raises(errors.UnavailableError):
         Client(endpoints=[served], dial_timeout=0.5)
+
+
+def test_memory_in_process_client_follows_sync_endpoints(etcd_memory: MemoryEtcd) -> None:
+    """sync_endpoints() moves an in-process client to the member's URL; it keeps working."""
+    with etcd_memory.client(timeout=5) as local:
+        assert local.endpoints == ["memory:2379"]
+        local.sync_endpoints()
+        assert local.endpoints == ["memory:2379"]
+        served = etcd_memory.serve()
+        local.sync_endpoints()
+        assert local.endpoints == [served]
+        local.put("k", "v")
+        assert local.get("k").kvs[0].value == b"v"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # etcd's --experimental-watch-progress-notify-interval default: seconds between the progress
 # notifications of watches that asked for them.
 PROGRESS_NOTIFY_INTERVAL = 600.0
+IN_PROCESS_ADDRESS = "memory:2379"  # the endpoint of in-process clients (never resolved)
 
 
 class _Ended(Protocol):
@@ -62,7 +63,6 @@ class MemoryEtcd:
         self._closed = False
         self._next_progress = self._now() + PROGRESS_NOTIFY_INTERVAL
         self._server: Server | None = None
-        self._address_count = 0
         self._timer: threading.Thread | None = None
         self._wake = threading.Condition(self._lock)
         if clock is not None:
@@ -163,10 +163,8 @@ class MemoryEtcd:
         close()
 
     def new_address(self) -> str:
-        """A fresh endpoint name for an in-process client ("memory-N:2379")."""
-        with self._lock:
-            self._address_count += 1
-            return f"memory-{self._address_count}:2379"
+        """The endpoint name of an in-process client: the store's client URL without a scheme."""
+        return IN_PROCESS_ADDRESS
 
     def unary(self, path: str, request: Message) -> Message:
         """Answer one unary request (StoreError: etcd refuses it, or the path is unknown)."""
@@ -207,7 +205,10 @@ class MemoryEtcd:
 
     def _client_urls(self) -> list[str]:
         server = self._server
-        return [f"http://{server.address}"] if server is not None else ["http://memory:2379"]
+        # What auto-sync and sync_endpoints() move a client to. An in-process client stays
+        # in-process whatever its endpoint's name; a gRPC client needs the served address.
+        address = server.address if server is not None else IN_PROCESS_ADDRESS
+        return [f"http://{address}"]
 
     def keep_alive(self, request: rpc_pb2.LeaseKeepAliveRequest) -> rpc_pb2.LeaseKeepAliveResponse:
         """Answer one request of a LeaseKeepAlive stream."""
