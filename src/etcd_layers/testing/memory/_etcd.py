@@ -53,7 +53,7 @@ class MemoryEtcd:
             raise TypeError(f"min_lease_ttl must be int, not {type(min_lease_ttl).__name__}")
         if min_lease_ttl < 1:
             raise ValueError(f"min_lease_ttl must be >= 1, got {min_lease_ttl}")
-        self.clock = clock
+        self._clock = clock
         self._now: Callable[[], float] = monotonic if clock is None else clock.now
         self._lock = threading.Lock()
         self._store = Store(min_lease_ttl=min_lease_ttl)
@@ -74,6 +74,11 @@ class MemoryEtcd:
             self._timer.start()
 
     # --- what users call -------------------------------------------------------------------
+
+    @property
+    def clock(self) -> ManualClock | None:
+        """The ManualClock it runs on (None: it follows real time)."""
+        return self._clock
 
     @property
     def revision(self) -> int:
@@ -118,8 +123,8 @@ class MemoryEtcd:
             close()
         if server is not None:
             server.stop()
-        if self.clock is not None:
-            self.clock.detach(self)
+        if self._clock is not None:
+            self._clock.detach(self)
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.join(timeout=10)
 
