@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from etcd_layers import AsyncClient, errors, namespace
+from etcd_layers import AsyncClient, errors, namespace, ordering
 from etcd_layers import leasing as leasing_layer
 from etcd_layers.concurrency import AsyncElection, AsyncMutex, AsyncSession
 from etcd_layers.testing import MemoryEtcd
@@ -41,6 +41,18 @@ async def test_memory_async_namespace_and_leasing(etcd_memory_async_client: Asyn
         assert (await leased.get("k")).kvs[0].value == b"w"
     finally:
         await leased.close()
+
+
+async def test_memory_async_ordering_sees_no_violation(
+    etcd_memory_async_client: AsyncClient,
+) -> None:
+    """ordering.wrap of an AsyncClient on MemoryEtcd reports nothing: revisions only go up."""
+    violations: list[object] = []
+    checked = ordering.wrap(etcd_memory_async_client, on_violation=lambda *a: violations.append(a))
+    for index in range(20):
+        await checked.put("k", str(index))
+        assert (await checked.get("k")).kvs[0].value == str(index).encode()
+    assert violations == []
 
 
 async def test_memory_async_mutex_and_election(

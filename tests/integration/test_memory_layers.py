@@ -1,4 +1,9 @@
-"""Every layer and concurrency type runs on MemoryEtcd, over its Client and its AsyncClient."""
+"""Every layer and concurrency type runs on MemoryEtcd (their asyncio forms: test_memory_async.py).
+
+The key-translating layers run over both client kinds (the AsyncClient behind the suite's sync
+facade); the types that check for a Protocol speaker (ordering, Session) take the Client, as
+a facade with `__getattr__` speaks no Protocol on Python 3.12+.
+"""
 
 from __future__ import annotations
 
@@ -46,10 +51,10 @@ def test_memory_namespace_translates_every_call(client: Client, etcd_memory: Mem
     watch.cancel()
 
 
-def test_memory_ordering_sees_no_violation(client: Client) -> None:
+def test_memory_ordering_sees_no_violation(etcd_memory_client: Client) -> None:
     """ordering.wrap over MemoryEtcd: revisions only go forward, so nothing is reported."""
     violations: list[object] = []
-    checked = ordering.wrap(client, on_violation=lambda *args: violations.append(args))
+    checked = ordering.wrap(etcd_memory_client, on_violation=lambda *args: violations.append(args))
     for index in range(20):
         checked.put("k", str(index))
         assert checked.get("k").kvs[0].value == str(index).encode()
@@ -72,11 +77,13 @@ def test_memory_leasing_serves_from_cache_and_sees_other_writers(etcd_memory: Me
             other.close()
 
 
-def test_memory_mutex_excludes_and_hands_over(client: Client, etcd_memory: MemoryEtcd) -> None:
+def test_memory_mutex_excludes_and_hands_over(
+    etcd_memory_client: Client, etcd_memory: MemoryEtcd
+) -> None:
     """Two sessions on one Mutex: the second gets it only when the first unlocks."""
     with (
         etcd_memory.client(timeout=10) as other_client,
-        Session(client, ttl=30) as first,
+        Session(etcd_memory_client, ttl=30) as first,
         Session(other_client, ttl=30) as second,
     ):
         holder, waiter = Mutex(first, "locks/x"), Mutex(second, "locks/x")
@@ -92,12 +99,12 @@ def test_memory_mutex_excludes_and_hands_over(client: Client, etcd_memory: Memor
 
 
 def test_memory_session_lives_through_clock_advances_until_orphaned(
-    client: Client, etcd_memory: MemoryEtcd
+    etcd_memory_client: Client, etcd_memory: MemoryEtcd
 ) -> None:
     """A session's keep-alive renews on clock time; orphaned, its lease and lock expire."""
     assert etcd_memory.clock is not None
     with etcd_memory.client(timeout=10) as other_client:
-        session = Session(client, ttl=10)
+        session = Session(etcd_memory_client, ttl=10)
         mutex = Mutex(session, "locks/y")
         mutex.lock(timeout=5)
         etcd_memory.clock.advance(3600)
@@ -110,11 +117,13 @@ def test_memory_session_lives_through_clock_advances_until_orphaned(
         session.close()
 
 
-def test_memory_election_follows_leaders(client: Client, etcd_memory: MemoryEtcd) -> None:
+def test_memory_election_follows_leaders(
+    etcd_memory_client: Client, etcd_memory: MemoryEtcd
+) -> None:
     """Campaign, observe, resign: the second candidate leads once the first resigns."""
     with (
         etcd_memory.client(timeout=10) as other_client,
-        Session(client, ttl=30) as first,
+        Session(etcd_memory_client, ttl=30) as first,
         Session(other_client, ttl=30) as second,
     ):
         leader, follower = Election(first, "elect/x"), Election(second, "elect/x")
