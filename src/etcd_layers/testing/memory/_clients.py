@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
+
+from google.protobuf.message import Message
 
 from etcd_layers.base.async_client import AsyncClient
 from etcd_layers.base.client import Client
 from etcd_layers.base.transport import (
     AsyncKeepAliveHandle,
+    DirectAnswer,
     KeepAliveHandle,
     async_client_over,
     client_over,
 )
 from etcd_layers.testing.memory._aio_channel import AsyncMemoryChannel
-from etcd_layers.testing.memory._channel import MemoryChannel
+from etcd_layers.testing.memory._channel import MemoryChannel, RpcError, gone
+from etcd_layers.testing.memory._errors import StoreError
 
 if TYPE_CHECKING:
     from etcd_layers.testing.memory._etcd import MemoryEtcd
@@ -53,11 +58,37 @@ class AsyncMemoryClient(AsyncClient):
         return handle
 
 
+def direct_answer(etcd: MemoryEtcd) -> DirectAnswer:
+    """The store's answer to a client's unary requests, as the gRPC channel would give it.
+
+    The client takes it instead of its retry loop (base.transport's `direct`): a refusal is
+    the grpc.RpcError a channel would raise, so the client maps it to the same EtcdError.
+    """
+    handlers: dict[str, Callable[[Message], Message]] = {}
+
+    def answer(path: str, request: Message) -> Message:
+        if etcd.closed:
+            raise gone()
+        try:
+            handler = handlers.get(path)
+            if handler is None:
+                handler = handlers[path] = etcd.handler(path)
+            return handler(request)
+        except StoreError as error:
+            raise RpcError.of(error) from None
+
+    return answer
+
+
 def memory_client(etcd: MemoryEtcd, timeout: float | None) -> Client:
     """A connected MemoryClient of `etcd`, closed when `etcd` closes."""
     etcd.check_usable()
     client = client_over(
-        MemoryClient, lambda _address: MemoryChannel(etcd), etcd.new_address(), timeout=timeout
+        MemoryClient,
+        lambda _address: MemoryChannel(etcd),
+        etcd.new_address(),
+        timeout=timeout,
+        direct=direct_answer(etcd),
     )
     client._memory = etcd
     etcd.add_closer(client.close)
@@ -75,7 +106,13 @@ def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
         channels.append(made)
         return made
 
-    client = async_client_over(AsyncMemoryClient, channel, etcd.new_address(), timeout=timeout)
+    client = async_client_over(
+        AsyncMemoryClient,
+        channel,
+        etcd.new_address(),
+        timeout=timeout,
+        direct=direct_answer(etcd),
+    )
     client._memory = etcd
 
     def close_on_its_loop() -> None:
