@@ -145,7 +145,7 @@ def test_store_expire_takes_the_time_it_is_given() -> None:
 def test_progress_notifications_follow_the_clock(
     clock: ManualClock, etcd: MemoryEtcd, cli: Client
 ) -> None:
-    """A watch with progress_notify gets an empty response every 600 clock seconds."""
+    """A watch with progress_notify gets an empty response after 600 clock seconds."""
     watch = cli.watch("k", progress_notify=True)
     quiet = cli.watch("q")
     clock.advance(599)
@@ -154,6 +154,10 @@ def test_progress_notifications_follow_the_clock(
     clock.advance(1)
     progress = watch.next(timeout=5)
     assert (progress.events, progress.header.revision) == ([], etcd.revision)
+    clock.advance(10**9)  # one notification for the whole step, however many intervals
+    assert watch.next(timeout=5).events == []
+    with pytest.raises(TimeoutError):
+        watch.next(timeout=0.05)
     with pytest.raises(TimeoutError):
         quiet.next(timeout=0.05)
     watch.cancel()
