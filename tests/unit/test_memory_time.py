@@ -173,3 +173,16 @@ def test_fragmented_watch_responses_arrive_whole(cli: Client) -> None:
     assert [event.kv.key for event in response.events] == [f"big/{i}".encode() for i in range(3)]
     assert cli.watch_stats().fragments >= 1
     watch.cancel()
+
+
+def test_manual_clock_steps_add_up_exactly() -> None:
+    """Ten advance(0.1) reach a deadline one second away, as one advance(1) does."""
+    clock = ManualClock()
+    with MemoryEtcd(clock=clock, min_lease_ttl=1) as etcd, etcd.client() as cli:
+        lease = cli.grant(1)
+        for _ in range(9):
+            clock.advance(0.1)
+        assert cli.time_to_live(lease.id).granted_ttl == 1
+        clock.advance(0.1)
+        assert clock.now() == 1.0
+        assert cli.time_to_live(lease.id).ttl == -1
