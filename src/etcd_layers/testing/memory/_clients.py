@@ -13,7 +13,6 @@ from etcd_layers.base.async_client import AsyncClient
 from etcd_layers.base.client import Client
 from etcd_layers.base.transport import (
     AsyncKeepAliveHandle,
-    DirectAnswer,
     KeepAliveHandle,
     async_client_over,
     client_over,
@@ -58,7 +57,7 @@ class AsyncMemoryClient(AsyncClient):
         return handle
 
 
-def direct_answer(etcd: MemoryEtcd) -> DirectAnswer:
+def direct_answer(etcd: MemoryEtcd) -> Callable[[str, Message], Message]:
     """The store's answer to a client's unary requests, as the gRPC channel would give it.
 
     The client takes it instead of its retry loop (base.transport's `direct`): a refusal is
@@ -98,26 +97,26 @@ def memory_client(etcd: MemoryEtcd, timeout: float | None) -> Client:
 def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
     """An AsyncMemoryClient of `etcd`, closed on its loop when `etcd` closes."""
     etcd.check_usable()
-    channels: list[AsyncMemoryChannel] = []
+    loops: list[asyncio.AbstractEventLoop] = []  # the loop of its first call
+    answer = direct_answer(etcd)
+
+    def direct(path: str, request: Message) -> Message:
+        if not loops:
+            loops.append(asyncio.get_running_loop())
+        return answer(path, request)
 
     def channel(address: str) -> AsyncMemoryChannel:
         del address  # every endpoint is the same store
-        made = AsyncMemoryChannel(etcd)
-        channels.append(made)
-        return made
+        return AsyncMemoryChannel(etcd, on_first_use=loops.append)
 
     client = async_client_over(
-        AsyncMemoryClient,
-        channel,
-        etcd.new_address(),
-        timeout=timeout,
-        direct=direct_answer(etcd),
+        AsyncMemoryClient, channel, etcd.new_address(), timeout=timeout, direct=direct
     )
     client._memory = etcd
 
     def close_on_its_loop() -> None:
         # The client lives on its loop: close it there (from this thread or another one).
-        loop = next((made.loop for made in channels if made.loop is not None), None)
+        loop = loops[0] if loops else None
         if loop is None or loop.is_closed():
             return  # never used, or its loop is gone: nothing runs
         try:
