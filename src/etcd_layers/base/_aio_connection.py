@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from etcd_layers import telemetry
 from etcd_layers.base._aio_endpoint import AsyncEndpoint, new_async_channel, wait_any_ready
 from etcd_layers.base._balancer import Balancer
-from etcd_layers.base._endpoint import TLSConfig
+from etcd_layers.base._endpoint import DirectAnswer, TLSConfig, call_direct
 from etcd_layers.base._login import Login
 from etcd_layers.base._methods import AUTHENTICATE, Method
 from etcd_layers.base.deadline import Deadline
@@ -86,8 +86,17 @@ class AsyncConnection:
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+        direct: DirectAnswer | None = None,
     ) -> None:
         self._tls = tls
+        # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
+        # it makes every endpoint's channel instead of gRPC.
+        self._channel_factory = channel_factory
+        # With it, the transport answers unary requests itself (an in-process store has no
+        # connection to fail: no serialization, no retry loop); maintenance calls pinned to
+        # an address and the streams still go through the channels.
+        self._direct = direct
         self._options = options
         self._interceptors = interceptors
         self._require_leader = require_leader
@@ -117,6 +126,8 @@ class AsyncConnection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.aio.Channel:
+        if self._channel_factory is not None:
+            return self._channel_factory(address)
         interceptors = self._interceptors
         instruments = telemetry.active
         if instruments is not None:  # innermost, so it sees each attempt as it is sent
@@ -265,6 +276,8 @@ class AsyncConnection:
     ) -> ResponseT:
         """Connection.call's body: the request under the retry rule, without telemetry."""
         self.check_open()
+        if self._direct is not None and address is None:
+            return call_direct(self._direct, method, request, self.max_send_size)
         data = request.SerializeToString()  # once: the size check and every attempt use it
         if len(data) > self.max_send_size:
             raise RequestTooLargeError(

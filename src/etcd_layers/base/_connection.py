@@ -23,8 +23,10 @@ from google.protobuf.message import Message
 from etcd_layers import telemetry
 from etcd_layers.base._balancer import Balancer
 from etcd_layers.base._endpoint import (
+    DirectAnswer,
     Endpoint,
     TLSConfig,
+    call_direct,
     new_channel,
     parse_endpoint,
     serialize,
@@ -89,8 +91,17 @@ class Connection:
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
         interceptors: Sequence[object] = (),
+        channel_factory: Callable[[str], grpc.Channel] | None = None,
+        direct: DirectAnswer | None = None,
     ) -> None:
         self._tls = tls
+        # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
+        # it makes every endpoint's channel instead of gRPC.
+        self._channel_factory = channel_factory
+        # With it, the transport answers unary requests itself (an in-process store has no
+        # connection to fail: no serialization, no retry loop); maintenance calls pinned to
+        # an address and the streams still go through the channels.
+        self._direct = direct
         self._options = options
         self._interceptors = interceptors
         self._require_leader = require_leader
@@ -120,6 +131,8 @@ class Connection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.Channel:
+        if self._channel_factory is not None:
+            return self._channel_factory(address)
         interceptors = self._interceptors
         instruments = telemetry.active
         if instruments is not None:  # innermost, so it sees each attempt as it is sent
@@ -262,6 +275,8 @@ class Connection:
                 retried there, until the deadline (or `dial_timeout` without one).
         """
         self.check_open()
+        if self._direct is not None and address is None:
+            return call_direct(self._direct, method, request, self.max_send_size)
         # Serialized once, here: the size check and every attempt use the same bytes.
         data = request.SerializeToString()
         if len(data) > self.max_send_size:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -11,9 +11,12 @@ import grpc
 from google.protobuf.message import Message
 
 from etcd_layers.base._methods import Method
-from etcd_layers.errors import UnavailableError
+from etcd_layers.errors import RequestTooLargeError, UnavailableError, from_rpc_error
 
 ResponseT = TypeVar("ResponseT")
+# A transport's own answer to a unary request: (method path, request) -> response message,
+# raising grpc.RpcError when refused. testing.MemoryEtcd's in-process store is one.
+DirectAnswer = Callable[[str, Message], object]
 
 
 def serialize(message: Message) -> bytes:
@@ -158,3 +161,21 @@ def wait_any_ready(endpoints: Sequence[Endpoint], timeout: float) -> None:
     if not connected or not any(f.done() and not f.cancelled() for f in futures):
         addresses = [endpoint.address for endpoint in endpoints]
         raise UnavailableError(f"no endpoint of {addresses} answered within {timeout:g}s")
+
+
+def call_direct(
+    direct: DirectAnswer, method: Method[ResponseT], request: Message, max_send_size: int
+) -> ResponseT:
+    """Answer a unary request through a transport's direct path: no serialization, no retry.
+
+    The request size check and the error mapping are the gRPC path's.
+    """
+    size = request.ByteSize()
+    if size > max_send_size:
+        raise RequestTooLargeError(
+            f"request of {size} bytes exceeds max_call_send_msg_size ({max_send_size})"
+        )
+    try:
+        return direct(method.path, request)  # type: ignore[return-value]  # typed by the path
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from err
