@@ -128,11 +128,7 @@ class AsyncConnection:
     def _new_channel(self, address: str) -> grpc.aio.Channel:
         if self._channel_factory is not None:
             return self._channel_factory(address)
-        interceptors = self._interceptors
-        instruments = telemetry.active
-        if instruments is not None:  # innermost, so it sees each attempt as it is sent
-            interceptors = (*interceptors, instruments.aio_interceptor(address))
-        return new_async_channel(address, self._tls, self._options, interceptors)
+        return new_async_channel(address, self._tls, self._options, self._interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.
@@ -290,6 +286,8 @@ class AsyncConnection:
             return await self.run(attempt, deadline, idempotent=idempotent, address=address)
         endpoint = self._acquire(None)
         generation = self._login.generation
+        if (instruments := telemetry.active) is not None:
+            instruments.attempt(endpoint.address)
         try:  # the first attempt, inline: the hot path makes no closure and no coroutine
             try:
                 return await endpoint.callable(method)(
@@ -309,6 +307,9 @@ class AsyncConnection:
         self, endpoint: AsyncEndpoint, method: Method[ResponseT], data: bytes, deadline: Deadline
     ) -> ResponseT:
         """Make one unary attempt on `endpoint`."""
+        instruments = telemetry.active
+        if instruments is not None:
+            instruments.attempt(endpoint.address)
         try:
             return await endpoint.callable(method)(
                 data, timeout=deadline.remaining(), metadata=self._login.metadata

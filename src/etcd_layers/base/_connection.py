@@ -133,11 +133,7 @@ class Connection:
     def _new_channel(self, address: str) -> grpc.Channel:
         if self._channel_factory is not None:
             return self._channel_factory(address)
-        interceptors = self._interceptors
-        instruments = telemetry.active
-        if instruments is not None:  # innermost, so it sees each attempt as it is sent
-            interceptors = (*interceptors, instruments.interceptor(address))
-        return new_channel(address, self._tls, self._options, interceptors)
+        return new_channel(address, self._tls, self._options, self._interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.
@@ -303,6 +299,9 @@ class Connection:
         self, endpoint: Endpoint, method: Method[ResponseT], data: bytes, deadline: Deadline
     ) -> ResponseT:
         """Make one unary attempt on `endpoint`."""
+        instruments = telemetry.active
+        if instruments is not None:
+            instruments.attempt(endpoint.address)
         try:
             return endpoint.callable(method)(
                 data, timeout=deadline.remaining(), metadata=self._login.metadata

@@ -33,8 +33,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-import grpc
-import grpc.aio
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -56,7 +54,7 @@ def sdk_configured() -> bool:
 
 @dataclass(slots=True)
 class _Attempts:
-    """What the attempt interceptor saw of one request: its attempts and their endpoints."""
+    """What the connection reported of one request: its attempts and their endpoints."""
 
     count: int = 0
     failovers: int = 0
@@ -124,6 +122,7 @@ class Instruments:
         )
         self.mirror_lag = meter.create_histogram("etcd.mirror.lag", unit="{revision}")
         self._grpc_instrumented = _grpc_instrumented()
+        self._by_path: dict[str, tuple[str, dict[str, Any]]] = {}
         self._meter = meter
         from etcd_layers.telemetry import observed  # noqa: PLC0415 (the package imports us)
 
@@ -140,16 +139,20 @@ class Instruments:
 
     # --- requests ------------------------------------------------------------------------
 
+    def _names(self, path: str) -> tuple[str, dict[str, Any]]:
+        """A method's span name and metric attributes, made once per method."""
+        found = self._by_path.get(path)
+        if found is None:
+            service, method = _rpc_names(path)
+            attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+            found = self._by_path[path] = (f"{service}/{method}", attributes)
+        return found
+
     def _start(self, path: str, request: Any) -> tuple[Any, dict[str, Any], _Attempts, Any]:
-        service, method = _rpc_names(path)
-        attributes: dict[str, Any] = {
-            "rpc.system": "grpc",
-            "rpc.service": service,
-            "rpc.method": method,
-        }
+        name, attributes = self._names(path)
         kind = SpanKind.INTERNAL if self._grpc_instrumented() else SpanKind.CLIENT
-        span = self.tracer.start_span(f"{service}/{method}", kind=kind, attributes=attributes)
-        if self.record_keys and method in _KEYED:
+        span = self.tracer.start_span(name, kind=kind, attributes=attributes)
+        if self.record_keys and attributes["rpc.method"] in _KEYED:
             span.set_attribute("etcd.key", request.key.decode("utf-8", "backslashreplace"))
         attempts = _Attempts()
         return span, attributes, attempts, _CURRENT.set(attempts)
@@ -165,18 +168,19 @@ class Instruments:
     ) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         retries = max(attempts.count - 1, 0)
+        ending: dict[str, Any] = {"etcd.retries": retries}
         if attempts.endpoint:
             host, _, port = attempts.endpoint.rpartition(":")
-            span.set_attribute("server.address", host)
+            ending["server.address"] = host
             if port.isdigit():
-                span.set_attribute("server.port", int(port))
-        span.set_attribute("etcd.retries", retries)
+                ending["server.port"] = int(port)
         if error is not None:
             attributes = {**attributes, "error.type": type(error).__name__}
-            span.set_attribute("error.type", type(error).__name__)
+            ending["error.type"] = type(error).__name__
             span.set_status(Status(StatusCode.ERROR, str(error)))
         elif response is not None and response.HasField("header"):
-            span.set_attribute("etcd.revision", response.header.revision)
+            ending["etcd.revision"] = response.header.revision
+        span.set_attributes(ending)
         span.end()
         self.duration.record(elapsed_ms, attributes)
         if retries:
@@ -212,15 +216,12 @@ class Instruments:
             outcome.response = response = await call()
         return response
 
-    # --- the channels' attempt interceptors ----------------------------------------------
-
-    def interceptor(self, address: str) -> grpc.UnaryUnaryClientInterceptor:
-        """The interceptor that notes each attempt a request makes on `address`'s channel."""
-        return _SyncAttempts(address)
-
-    def aio_interceptor(self, address: str) -> grpc.aio.UnaryUnaryClientInterceptor:
-        """The grpc.aio twin of `interceptor`."""
-        return _AioAttempts(address)
+    def attempt(self, address: str) -> None:
+        """The request in progress sends an attempt to `address` (the connections call this)."""
+        attempts = _CURRENT.get()
+        if attempts is not None:
+            attempts.attempt(address)
+            trace.get_current_span().add_event("etcd.attempt", {"server.address": address})
 
     # --- what the streams and layers report ----------------------------------------------
 
@@ -231,32 +232,3 @@ class Instruments:
     def watch_response(self, header_revision: int, newest_event_revision: int) -> None:
         """A watch response with events arrived: record how far behind the store it is."""
         self.watch_lag.record(max(header_revision - newest_event_revision, 0))
-
-
-def _note_attempt(address: str) -> None:
-    attempts = _CURRENT.get()
-    if attempts is not None:
-        attempts.attempt(address)
-        trace.get_current_span().add_event("etcd.attempt", {"server.address": address})
-
-
-class _SyncAttempts(grpc.UnaryUnaryClientInterceptor):
-    """Notes the unary attempts of the request in progress (streams pass untouched)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        _note_attempt(self.address)
-        return continuation(details, request)
-
-
-class _AioAttempts(grpc.aio.UnaryUnaryClientInterceptor):
-    """The grpc.aio twin of _SyncAttempts."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        _note_attempt(self.address)
-        return await continuation(details, request)
