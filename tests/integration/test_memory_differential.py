@@ -1,0 +1,421 @@
+"""Differential test: the same random KV, Watcher and Lease calls on MemoryEtcd and a real etcd.
+
+A hypothesis state machine sends each call to both stores and compares the answers, as
+`differential.Side.view` puts them: every response field but cluster_id, member_id and
+raft_term, every error's class and message, and the events every watch delivered. Each store
+is reset before every example (see `Side.reset`), and revisions are compared counted from that
+reset, so one real server serves the whole module. The real server runs with slow raft ticks,
+so that its minimum lease TTL (8 s) outlives any example: no lease expires on real time
+here (time-dependent behaviour has its own tests, test_memory_time.py).
+
+`SECOND_SIDE` names the other store: "memory" for MemoryEtcd, "real" for a second real server
+(the harness then checks itself).
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, Final
+
+import pytest
+from differential import (
+    Canonical,
+    Side,
+    WatchRecord,
+    cancel_all,
+    closing,
+    drain,
+    outcome,
+    ttl_agrees,
+)
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from memory_kind import memory_etcd
+
+from etcd_layers import Client, Compare, Op, SortOrder, SortTarget
+from etcd_layers.testing import EtcdServer
+from etcd_layers.testing.plugin import require_etcd
+
+SECOND_SIDE: Final[str] = "real"  # "real": run the harness against two real servers
+# Raft ticks of 500 ms and elections of 5 s make etcd's minimum lease TTL 8 s (1.5 elections).
+SLOW_TICKS: Final = ("--heartbeat-interval=500", "--election-timeout=5000")
+MIN_LEASE_TTL: Final = 8
+MAX_WATCHES: Final = 3
+
+KEYS: Final = (b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\xff", b"ab", b"b", b"\xff", b"\xff\xff")
+keys = st.sampled_from(KEYS)
+any_keys = st.one_of(
+    keys, st.just(b"")
+)  # an empty key: all keys with prefix/from_key, else refused
+values = st.sampled_from((b"", b"v", b"w", b"\x00\xff"))
+ranges: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    st.just({}),
+    st.just({"prefix": True}),
+    st.just({"from_key": True}),
+    keys.map(lambda end: {"range_end": end}),  # b"\x00" is "every key from key on"
+)
+# A revision relative to the example's current one (-6 .. +1, at least 1); None: no revision.
+revisions = st.integers(-6, 1)
+optional_revisions = st.one_of(st.none(), revisions)
+# A lease: None for no lease, -1 for an id never granted, n for the n-th lease of the example.
+lease_picks = st.integers(-2, 6)
+EXPLICIT_IDS: Final = (0x10, 0x11)
+NEVER_GRANTED: Final = 0x5EED
+get_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "limit": st.sampled_from((0, 1, 2, 5)),
+        "count_only": st.booleans(),
+        "keys_only": st.booleans(),
+        "serializable": st.booleans(),
+        "sort_order": st.sampled_from((None, *SortOrder)),
+        "sort_target": st.sampled_from((None, *SortTarget)),
+        "revision": optional_revisions,
+        "min_mod_revision": optional_revisions,
+        "max_mod_revision": optional_revisions,
+        "min_create_revision": optional_revisions,
+        "max_create_revision": optional_revisions,
+    },
+)
+put_flags = st.sampled_from(((False, False), (True, False), (False, True)))
+put_specs = st.tuples(st.just("put"), any_keys, values, lease_picks, st.booleans(), put_flags)
+get_specs = st.tuples(st.just("get"), any_keys, ranges, get_options)
+delete_specs = st.tuples(st.just("delete"), any_keys, ranges, st.booleans())
+compare_specs = st.tuples(
+    st.sampled_from(("value", "version", "create_revision", "mod_revision", "lease")),
+    keys,
+    st.one_of(st.just({}), st.just({"prefix": True}), keys.map(lambda e: {"range_end": e})),
+    st.sampled_from((operator.eq, operator.ne, operator.lt, operator.gt)),
+    st.one_of(values, st.integers(-6, 3)),  # bytes for value, else a number (see operand)
+)
+op_specs = st.recursive(
+    st.one_of(put_specs, get_specs, delete_specs),
+    lambda inner: st.tuples(
+        st.just("txn"),
+        st.lists(compare_specs, max_size=2),
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=2),
+    ),
+    max_leaves=6,
+)
+
+Maker = Callable[[Side], tuple[str, tuple[Any, ...], dict[str, Any]]]
+
+
+def real_side(name: str) -> Generator[Side]:
+    """A fresh real etcd server with slow ticks, as a side."""
+    require_etcd()
+    with (
+        EtcdServer(extra_args=SLOW_TICKS, name_prefix=name) as server,
+        closing(Side(name, Client(server.endpoints, **server.client_options()))) as side,
+    ):
+        yield side
+
+
+def memory_side() -> Generator[Side]:
+    """A MemoryEtcd on a clock that never moves, as a side."""
+    etcd = memory_etcd(min_lease_ttl=MIN_LEASE_TTL)
+    with etcd, closing(Side("memory", etcd.client())) as side:
+        yield side
+
+
+@pytest.fixture(scope="module")
+def sides() -> Iterator[tuple[Side, Side]]:
+    """The real side and the side under test, for the whole module."""
+    second = memory_side() if SECOND_SIDE == "memory" else real_side("real2")
+    first = real_side("real")
+    yield next(first), next(second)
+    for generator in (second, first):
+        generator.close()
+
+
+class Differential(RuleBasedStateMachine):
+    """Every rule makes one call on both sides and compares the answers."""
+
+    def __init__(self, sides: tuple[Side, Side]) -> None:
+        super().__init__()
+        self.sides = sides
+        for side in sides:
+            side.reset()
+        self.current = 1  # the example's current revision
+        self.leases: list[Canonical] = []
+        self.renewed: dict[Canonical, float] = {}
+        self.watches: list[WatchRecord] = []
+        self.failed = False
+        self.same("reset state", lambda side: ("get", (b"",), {"from_key": True}))
+
+    # --- the comparison ------------------------------------------------------------------
+
+    def same(self, what: str, make: Maker, *, via_do: bool = False) -> list[object]:
+        """Make the call `make` describes on both sides; fail unless the answers agree."""
+        answers = self.answers(make, via_do=via_do)
+        self.agree(what, answers)
+        return answers
+
+    def answers(self, make: Maker, *, via_do: bool = False) -> list[object]:
+        """Make the call `make` describes on both sides, and return their answers."""
+        answers = [outcome(self.call, side, make, via_do) for side in self.sides]
+        header = getattr(answers[0], "header", None)
+        if header is not None:
+            self.current = self.sides[0].rev_out(header.revision)
+        return answers
+
+    @staticmethod
+    def call(side: Side, make: Maker, via_do: bool) -> object:
+        name, args, kwargs = make(side)  # builds Ops and Compares: may refuse an argument
+        if via_do:
+            return side.client.do(getattr(Op, name)(*args, **kwargs))
+        return getattr(side.client, name)(*args, **kwargs)
+
+    def agree(self, what: str, answers: list[object]) -> None:
+        views = [side.view(answer) for side, answer in zip(self.sides, answers, strict=True)]
+        if views[0] != views[1]:
+            self.failed = True
+            first, second = self.sides
+            raise AssertionError(
+                f"{what}:\n  {first.name}: {views[0]!r}\n  {second.name}: {views[1]!r}"
+            )
+
+    # --- building calls from specs -------------------------------------------------------
+
+    def revision(self, pick: int | None) -> int:
+        return 0 if pick is None else max(1, self.current + pick)
+
+    def lease(self, pick: int) -> Canonical:
+        if pick < -1 or (pick >= 0 and not self.leases):
+            return 0
+        return NEVER_GRANTED if pick == -1 else self.leases[pick % len(self.leases)]
+
+    def maker(self, spec: tuple[Any, ...]) -> Maker:
+        """The call `spec` describes, resolved against the example's state, for any side."""
+        kind = spec[0]
+        if kind == "put":
+            _, key, value, pick, prev_kv, (ignore_value, ignore_lease) = spec
+            lease = self.lease(pick)
+            flags = {"prev_kv": prev_kv, "ignore_value": ignore_value, "ignore_lease": ignore_lease}
+            return lambda side: ("put", (key, value), {"lease": side.lease_in(lease), **flags})
+        if kind == "get":
+            _, key, extent, options = spec
+            options = {
+                k: self.revision(v) if k in ("revision",) or "_revision" in k else v
+                for k, v in options.items()
+            }
+            return lambda side: ("get", (key,), {**extent, **side.options_in(options)})
+        if kind == "delete":
+            _, key, extent, prev_kv = spec
+            return lambda side: ("delete", (key,), {**extent, "prev_kv": prev_kv})
+        _, compares, success, failure = spec
+        checks = [self.compare(c) for c in compares]
+        then = [self.maker(s) for s in success]
+        otherwise = [self.maker(s) for s in failure]
+
+        def txn(side: Side) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+            def ops(makers: list[Maker]) -> list[Op]:
+                return [getattr(Op, n)(*a, **k) for n, a, k in (m(side) for m in makers)]
+
+            return (
+                "txn",
+                (),
+                {
+                    "compare": [check(side) for check in checks],
+                    "success": ops(then),
+                    "failure": ops(otherwise),
+                },
+            )
+
+        return txn
+
+    def compare(self, spec: tuple[Any, ...]) -> Callable[[Side], Compare]:
+        target, key, extent, compare_op, operand = spec
+        if target == "value":
+            value = operand if isinstance(operand, bytes) else b"v"
+
+            def build(side: Side) -> Compare:
+                return compare_op(Compare.value(key, **extent), value)  # type: ignore[no-any-return]
+
+            return build
+        number = operand if isinstance(operand, int) else 1
+        if target in ("create_revision", "mod_revision"):
+            revision = 0 if number <= -6 else self.revision(number - 2)
+            return lambda side: compare_op(
+                getattr(Compare, target)(key, **extent), side.rev_in(revision)
+            )
+        if target == "lease":
+            lease = self.lease(number)
+            return lambda side: compare_op(Compare.lease(key, **extent), side.lease_in(lease))
+        return lambda side: compare_op(Compare.version(key, **extent), max(number, 0))
+
+    # --- KV ------------------------------------------------------------------------------
+
+    @rule(spec=st.one_of(put_specs, get_specs, delete_specs, op_specs), via_do=st.booleans())
+    def kv(self, spec: tuple[Any, ...], via_do: bool) -> None:
+        make = self.maker(spec)
+        self.same(f"{spec[0]} {spec[1:]!r}", make, via_do=via_do and spec[0] != "txn")
+
+    @rule(count=st.sampled_from((128, 129)), kind=st.sampled_from(("get", "put")))
+    def big_txn(self, count: int, kind: str) -> None:
+        ops: list[Op]
+        if kind == "get":
+            ops = [Op.get(b"a") for _ in range(count)]
+        else:
+            ops = [Op.put(b"m%03d" % i, b"x") for i in range(count)]
+        self.same(f"txn of {count} {kind}s", lambda side: ("txn", (), {"success": ops}))
+
+    @rule(pick=revisions, physical=st.booleans())
+    def compact(self, pick: int, physical: bool) -> None:
+        if self.watches:  # every watch is synced first: a compaction races an unsynced one
+            self.check_watches()
+        revision = self.revision(pick)
+        self.same(
+            f"compact({revision}, physical={physical})",
+            lambda side: ("compact", (side.rev_in(revision),), {"physical": physical}),
+        )
+
+    # --- leases --------------------------------------------------------------------------
+
+    @rule(
+        ttl=st.sampled_from((0, 1, 5, 9, 30, 9_000_000_001)),
+        lease_id=st.sampled_from((0, *EXPLICIT_IDS)),
+    )
+    def grant(self, ttl: int, lease_id: int) -> None:
+        answers = self.answers(lambda side: ("grant", (ttl,), {"lease_id": lease_id}))
+        canonical: Canonical = lease_id or f"auto{len(self.leases)}"
+        granted = not any(isinstance(answer, Exception) for answer in answers)
+        if granted:  # named first, so that the answers compare
+            for side, answer in zip(self.sides, answers, strict=True):
+                side.name_lease(answer.id, canonical)  # type: ignore[attr-defined]
+        self.agree(f"grant({ttl}, lease_id={lease_id})", answers)
+        if not granted:
+            return
+        self.leases.append(canonical)
+        self.renewed[canonical] = time.monotonic()
+
+    @rule(pick=lease_picks)
+    def revoke(self, pick: int) -> None:
+        lease = self.lease(pick)
+        self.same(f"revoke({lease})", lambda side: ("revoke", (side.lease_in(lease),), {}))
+
+    @rule(pick=lease_picks)
+    def keep_alive_once(self, pick: int) -> None:
+        lease = self.lease(pick)
+        self.same(
+            f"keep_alive_once({lease})", lambda s: ("keep_alive_once", (s.lease_in(lease),), {})
+        )
+        self.renewed[lease] = time.monotonic()
+
+    @rule(pick=lease_picks, with_keys=st.booleans())
+    def time_to_live(self, pick: int, with_keys: bool) -> None:
+        lease = self.lease(pick)
+        what = f"time_to_live({lease}, keys={with_keys})"
+        answers = self.same(
+            what, lambda s: ("time_to_live", (s.lease_in(lease),), {"keys": with_keys})
+        )
+        elapsed = time.monotonic() - self.renewed.get(lease, time.monotonic())
+        if not ttl_agrees(answers[0], answers[1], elapsed):
+            self.failed = True
+            raise AssertionError(
+                f"{what}: remaining TTLs {[getattr(a, 'ttl', a) for a in answers]}"
+            )
+
+    @rule()
+    def leases_listed(self) -> None:
+        self.same("leases()", lambda side: ("leases", (), {}))
+
+    # --- watches -------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.watches) < MAX_WATCHES)
+    @rule(
+        key=any_keys,
+        extent=ranges,
+        start=optional_revisions,
+        prev_kv=st.booleans(),
+        filters=st.sampled_from(((False, False), (True, False), (False, True))),
+        created_notify=st.booleans(),
+    )
+    def watch(
+        self,
+        key: bytes,
+        extent: dict[str, Any],
+        start: int | None,
+        prev_kv: bool,
+        filters: tuple[bool, bool],
+        created_notify: bool,
+    ) -> None:
+        start_revision = self.revision(start)
+        options = {
+            **extent,
+            "start_revision": start_revision,
+            "prev_kv": prev_kv,
+            "filter_put": filters[0],
+            "filter_delete": filters[1],
+            "created_notify": created_notify,
+        }
+        answers = self.same(
+            f"watch({key!r}, {options})", lambda side: ("watch", (key,), side.options_in(options))
+        )
+        if not any(isinstance(answer, Exception) for answer in answers):
+            first = key or b"\x00"  # the flush writes this key: the watch's range holds it
+            self.watches.append(
+                WatchRecord(answers, first, *filters, start_revision or self.current + 1)
+            )
+
+    @precondition(lambda self: bool(self.watches))
+    @rule()
+    def check_watches(self) -> None:
+        """Flush: put then delete each watch's first key, and compare what every watch got."""
+        flushed = sorted({record.key for record in self.watches})
+        self.same(
+            "flush puts",
+            lambda side: ("txn", (), {"success": [Op.put(k, b"flush") for k in flushed]}),
+        )
+        put_revision = self.current
+        self.same(
+            "flush deletes", lambda side: ("txn", (), {"success": [Op.delete(k) for k in flushed]})
+        )
+        delete_revision = self.current
+        for number, record in enumerate(self.watches):
+            target = record.target(put_revision, delete_revision)
+            for index, side in enumerate(self.sides):
+                if not record.ended[index]:
+                    record.ended[index] = drain(
+                        side, record.handles[index], target, record.got[index]
+                    )
+            if record.got[0] != record.got[1]:
+                self.failed = True
+                first, second = self.sides
+                raise AssertionError(
+                    f"watch #{number} delivered:\n  {first.name}: {record.got[0]!r}\n"
+                    f"  {second.name}: {record.got[1]!r}"
+                )
+
+    def teardown(self) -> None:
+        try:
+            if self.watches and not self.failed:
+                self.check_watches()
+        finally:
+            cancel_all(self.watches)
+
+
+@pytest.mark.timeout(600)  # only a failing run, which hypothesis then shrinks, takes long
+def test_memory_etcd_answers_as_etcd(sides: tuple[Side, Side]) -> None:
+    class Machine(Differential):
+        def __init__(self) -> None:
+            super().__init__(sides)
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
