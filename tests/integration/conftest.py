@@ -1,8 +1,13 @@
-"""Run a module's sync tests against both client kinds: the Client, and the AsyncClient.
+"""Run a module's sync tests against every client kind: Client, AsyncClient, and MemoryEtcd's.
 
-A module opts in by overriding its client fixture with `both_clients` (see test_kv.py). The
-AsyncClient is driven through `AsyncClientFacade`, a thin sync facade that runs it on an event
-loop in a thread of its own, so one test body checks both clients' answers and errors.
+A module opts in by overriding its client fixture with `both_clients` (see test_kv.py), or by
+building its clients and layers from `store` (layer_kinds.Store). The AsyncClient is driven
+through `AsyncClientFacade`, a thin sync facade that runs it on an event loop in a thread of
+its own, so one test body checks both clients' answers and errors. The kinds "memory" and
+"memory-async" run the same tests on a MemoryEtcd (`etcd_layers.testing`), following real
+time; a test that only a real server can show (faults, several members, a restart, auth, TLS,
+expiry on real time, admin calls, a client's transport statistics) is marked `real_only` and
+skipped for them.
 """
 
 from __future__ import annotations
@@ -11,16 +16,23 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
 
 from etcd_layers import AsyncClient, Client
-from etcd_layers.testing import EtcdServer
+
+if TYPE_CHECKING:
+    from layer_kinds import Store
 
 T = TypeVar("T")
 
-CLIENT_KINDS: Final = ("Client", "AsyncClient")
+CLIENT_KINDS: Final = ("Client", "AsyncClient")  # clients of a real server
+MEMORY_KINDS: Final = ("memory", "memory-async")  # MemoryEtcd's client() and async_client()
+ALL_KINDS: Final = (*CLIENT_KINDS, *MEMORY_KINDS)
+REAL_ONLY: Final = "real_only: shows what only a real etcd server does"
+# The rig's servers tick every 50 ms, which makes etcd's minimum lease TTL 1 s: the same here.
+MEMORY_MIN_LEASE_TTL: Final = 1
 
 
 class AsyncClientFacade:
@@ -46,7 +58,8 @@ class AsyncClientFacade:
     async def _connect(make: Callable[[], AsyncClient]) -> AsyncClient:
         client = make()  # on the loop: its channels belong to it
         try:
-            return await client.connect()
+            connect = getattr(client, "connect", None)  # a MemoryEtcd's client has nothing to dial
+            return await connect() if connect is not None else client
         except BaseException:
             await client.close()
             raise
@@ -151,11 +164,39 @@ def make_client() -> Callable[..., Client]:
     return client_of_kind
 
 
-@pytest.fixture(params=CLIENT_KINDS)
-def both_clients(request: pytest.FixtureRequest, etcd_server: EtcdServer) -> Iterator[Client]:
-    """A client on `etcd_server` of each kind in turn (the AsyncClient behind its facade)."""
-    client = client_of_kind(request.param, etcd_server.endpoints, **etcd_server.client_options())
+def skip_real_only(request: pytest.FixtureRequest, kind: str) -> None:
+    """Skip the requesting test on a MemoryEtcd kind when it is marked `real_only`."""
+    if kind in MEMORY_KINDS and request.node.get_closest_marker("real_only") is not None:
+        pytest.skip(REAL_ONLY)
+
+
+@pytest.fixture(params=ALL_KINDS)
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """Where the test's clients connect, of each kind in turn (see layer_kinds.Store).
+
+    A real kind uses `etcd_server`; a memory kind a MemoryEtcd of its own, on real time.
+    """
+    from layer_kinds import Store
+    from memory_kind import memory_etcd
+
+    kind: str = request.param
+    skip_real_only(request, kind)
+    if kind in MEMORY_KINDS:
+        with memory_etcd(manual_clock=False, min_lease_ttl=MEMORY_MIN_LEASE_TTL) as etcd:
+            made = Store(kind, memory=etcd)
+            try:
+                yield made
+            finally:
+                made.close()
+        return
+    made = Store(kind, server=request.getfixturevalue("etcd_server"))
     try:
-        yield client
+        yield made
     finally:
-        client.close()
+        made.close()
+
+
+@pytest.fixture
+def both_clients(store: Store) -> Client:
+    """A client of each kind in turn (an asyncio one behind its facade), closed after the test."""
+    return store.client()

@@ -122,24 +122,25 @@ class Side:
             return "a stream"  # a watch or keep-alive handle: what it delivers is compared
         if not dataclasses.is_dataclass(value) or isinstance(value, type):
             return value
-        fields: dict[str, object] = {}
-        for field in dataclasses.fields(value):
-            item = getattr(value, field.name)
-            if field.name in REV_FIELDS:
-                fields[field.name] = self.rev_out(item)
-            elif field.name in ("lease", "id"):
-                fields[field.name] = self.lease_out(item)
-            elif field.name == "responses":
-                fields[field.name] = self.view(item, inner=True)
-            elif isinstance(value, LeaseLeasesResponse) and field.name == "leases":
-                fields[field.name] = sorted(repr(self.lease_out(s.id)) for s in item)
-            elif isinstance(value, LeaseTimeToLiveResponse) and field.name in ("keys", "ttl"):
-                fields[field.name] = sorted(item) if field.name == "keys" else None
-            elif isinstance(value, WatchResponse) and field.name == "watch_id":
-                continue  # the store's own numbering of a stream's watches
-            else:
-                fields[field.name] = self.view(item, inner=inner)
+        fields = {
+            f.name: self._field(value, f.name, getattr(value, f.name), inner)
+            for f in dataclasses.fields(value)
+            if not (isinstance(value, WatchResponse) and f.name == "watch_id")  # a stream's own
+        }
         return (type(value).__name__, fields)
+
+    def _field(self, value: object, name: str, item: Any, inner: bool) -> object:
+        if name in REV_FIELDS:
+            return self.rev_out(item)
+        if name in ("lease", "id"):
+            return self.lease_out(item)
+        if name == "responses":
+            return self.view(item, inner=True)
+        if isinstance(value, LeaseLeasesResponse) and name == "leases":
+            return sorted(repr(self.lease_out(status.id)) for status in item)
+        if isinstance(value, LeaseTimeToLiveResponse) and name in ("keys", "ttl"):
+            return sorted(item) if name == "keys" else None  # ttl: compared by ttl_agrees
+        return self.view(item, inner=inner)
 
 
 def outcome(call: Callable[..., object], *args: Any) -> object:
