@@ -84,8 +84,12 @@ class AsyncConnection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
         self._tls = tls
+        # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
+        # it makes every endpoint's channel instead of gRPC.
+        self._channel_factory = channel_factory
         self._options = options
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
@@ -114,6 +118,8 @@ class AsyncConnection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.aio.Channel:
+        if self._channel_factory is not None:
+            return self._channel_factory(address)
         return new_async_channel(address, self._tls, self._options)
 
     def switch_endpoint(self) -> str:

@@ -87,8 +87,12 @@ class Connection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        channel_factory: Callable[[str], grpc.Channel] | None = None,
     ) -> None:
         self._tls = tls
+        # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
+        # it makes every endpoint's channel instead of gRPC.
+        self._channel_factory = channel_factory
         self._options = options
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
@@ -117,6 +121,8 @@ class Connection:
         return self._balancer.items
 
     def _new_channel(self, address: str) -> grpc.Channel:
+        if self._channel_factory is not None:
+            return self._channel_factory(address)
         return new_channel(address, self._tls, self._options)
 
     def switch_endpoint(self) -> str:

@@ -24,6 +24,8 @@ skips a test of a server feature that an older etcd (such as `$ETCD_BIN` set to 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from etcd_layers.testing._faultproxy import FaultProxy, RequestHead
 from etcd_layers.testing._versions import (
     etcd_binary_version,
@@ -45,6 +47,9 @@ from etcd_layers.testing.server import (
 )
 from etcd_layers.testing.tls import TLSFiles, generate_tls_files
 
+if TYPE_CHECKING:
+    from etcd_layers.testing.memory import ManualClock, MemoryEtcd
+
 __all__ = [
     "ClientOptions",
     "EtcdBinaryNotFoundError",
@@ -53,7 +58,9 @@ __all__ = [
     "EtcdStartError",
     "FaultProxy",
     "GatewayError",
+    "ManualClock",
     "Member",
+    "MemoryEtcd",
     "RequestHead",
     "TLSFiles",
     "b64",
@@ -67,3 +74,13 @@ __all__ = [
     "unb64",
     "wait_until",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # MemoryEtcd loads on first use: importing the testing rig (and so its pytest plugin) must
+    # not import gRPC for suites that never use it.
+    if name in ("ManualClock", "MemoryEtcd"):
+        from etcd_layers.testing import memory  # noqa: PLC0415
+
+        return getattr(memory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

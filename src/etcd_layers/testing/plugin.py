@@ -17,6 +17,7 @@ from etcd_layers.testing.server import EtcdBinaryNotFoundError, find_etcd_binary
 
 if TYPE_CHECKING:
     from etcd_layers import AsyncClient, Client
+    from etcd_layers.testing.memory import MemoryEtcd
 
 __all__ = [
     "EtcdClusterFactory",
@@ -25,6 +26,9 @@ __all__ = [
     "etcd_cluster",
     "etcd_cluster_factory",
     "etcd_key_prefix",
+    "etcd_memory",
+    "etcd_memory_async_client",
+    "etcd_memory_client",
     "etcd_server",
     "require_etcd",
 ]
@@ -146,6 +150,41 @@ if importlib.util.find_spec("pytest_asyncio") is not None:
     etcd_async_client = pytest_asyncio.fixture(_etcd_async_client, name="etcd_async_client")
 else:
     etcd_async_client = pytest.fixture(_needs_pytest_asyncio, name="etcd_async_client")
+
+
+@pytest.fixture
+def etcd_memory() -> Iterator[MemoryEtcd]:
+    """A `MemoryEtcd` on a `ManualClock` (`etcd_memory.clock`), one per test, closed after it."""
+    from etcd_layers.testing.memory import ManualClock, MemoryEtcd  # noqa: PLC0415  # no gRPC at load
+
+    with MemoryEtcd(clock=ManualClock()) as etcd:
+        yield etcd
+
+
+@pytest.fixture
+def etcd_memory_client(etcd_memory: MemoryEtcd) -> Iterator[Client]:
+    """A Client of `etcd_memory`, closed after the test."""
+    with etcd_memory.client() as client:
+        yield client
+
+
+async def _etcd_memory_async_client(etcd_memory: MemoryEtcd) -> AsyncIterator[AsyncClient]:
+    """An AsyncClient of `etcd_memory`, on the test's loop, closed after the test."""
+    client = etcd_memory.async_client()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+if importlib.util.find_spec("pytest_asyncio") is not None:
+    etcd_memory_async_client = pytest_asyncio.fixture(
+        _etcd_memory_async_client, name="etcd_memory_async_client"
+    )
+else:
+    etcd_memory_async_client = pytest.fixture(
+        _needs_pytest_asyncio, name="etcd_memory_async_client"
+    )
 
 
 @pytest.fixture
