@@ -44,7 +44,7 @@ from etcd_layers import Client, Compare, Op, SortOrder, SortTarget
 from etcd_layers.testing import EtcdServer
 from etcd_layers.testing.plugin import require_etcd
 
-SECOND_SIDE: Final[str] = "real"  # "real": run the harness against two real servers
+SECOND_SIDE: Final[str] = "memory"  # "real": run the harness against two real servers
 # Raft ticks of 500 ms and elections of 5 s make etcd's minimum lease TTL 8 s (1.5 elections).
 SLOW_TICKS: Final = ("--heartbeat-interval=500", "--election-timeout=5000")
 MIN_LEASE_TTL: Final = 8
@@ -149,6 +149,7 @@ class Differential(RuleBasedStateMachine):
         self.leases: list[Canonical] = []
         self.renewed: dict[Canonical, float] = {}
         self.watches: list[WatchRecord] = []
+        self.lazy_compaction = 0  # the revision of a compaction the server may still be doing
         self.failed = False
         self.same("reset state", lambda side: ("get", (b"",), {"from_key": True}))
 
@@ -260,24 +261,22 @@ class Differential(RuleBasedStateMachine):
         make = self.maker(spec)
         self.same(f"{spec[0]} {spec[1:]!r}", make, via_do=via_do and spec[0] != "txn")
 
-    @rule(count=st.sampled_from((128, 129)), kind=st.sampled_from(("get", "put")))
-    def big_txn(self, count: int, kind: str) -> None:
-        ops: list[Op]
-        if kind == "get":
-            ops = [Op.get(b"a") for _ in range(count)]
-        else:
-            ops = [Op.put(b"m%03d" % i, b"x") for i in range(count)]
-        self.same(f"txn of {count} {kind}s", lambda side: ("txn", (), {"success": ops}))
+    @rule(count=st.sampled_from((128, 129)), with_put=st.booleans())
+    def big_txn(self, count: int, with_put: bool) -> None:
+        ops = [Op.get(b"a", prefix=True)] * (count - with_put) + [Op.put(b"b", b"x")] * with_put
+        self.same(f"txn of {count} ops", lambda side: ("txn", (), {"success": ops}))
 
     @rule(pick=revisions, physical=st.booleans())
     def compact(self, pick: int, physical: bool) -> None:
         if self.watches:  # every watch is synced first: a compaction races an unsynced one
             self.check_watches()
         revision = self.revision(pick)
-        self.same(
+        answers = self.same(
             f"compact({revision}, physical={physical})",
             lambda side: ("compact", (side.rev_in(revision),), {"physical": physical}),
         )
+        if not isinstance(answers[0], Exception):
+            self.lazy_compaction = 0 if physical else revision
 
     # --- leases --------------------------------------------------------------------------
 
@@ -350,6 +349,11 @@ class Differential(RuleBasedStateMachine):
         created_notify: bool,
     ) -> None:
         start_revision = self.revision(start)
+        if start_revision and start_revision == self.lazy_compaction:
+            # Without physical=True etcd answers a compaction before it removed the deletions
+            # at its revision from its backend: until it did, a watch from there still sees
+            # them. What it sees depends on timing, so the machine starts one later.
+            start_revision += 1
         options = {
             **extent,
             "start_revision": start_revision,
@@ -419,3 +423,23 @@ def test_memory_etcd_answers_as_etcd(sides: tuple[Side, Side]) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MemoryEtcd sorts ties stably; etcd 3.5 orders ties as Go's sort.Sort leaves them",
+)
+def test_sorting_many_ties_orders_them_as_etcd(sides: tuple[Side, Side]) -> None:
+    # Go's sort.Sort is not stable: among more than 12 keys to sort, etcd answers keys of
+    # the same sort value in the order its quicksort leaves them, not by key. Here "k" has
+    # version 1 and twenty keys after it version 2: etcd 3.5.1 answers k, k09, k01, ... k08, k00.
+    for side in sides:
+        side.reset()
+        side.client.put(b"k", b"v")
+        for _ in range(2):
+            side.client.txn(success=[Op.put(b"k%02d" % i, b"v") for i in range(20)])
+    views = [
+        side.view(side.client.get(b"k", prefix=True, sort_target=SortTarget.VERSION))
+        for side in sides
+    ]
+    assert views[0] == views[1]
