@@ -1,13 +1,13 @@
-"""Run a module's sync tests against every client kind: Client, AsyncClient, and MemoryEtcd's.
+"""Run a module's sync tests against both client kinds, on a real etcd and on MemoryEtcd.
 
 A module opts in by overriding its client fixture with `both_clients` (see test_kv.py), or by
-building its clients and layers from `store` (layer_kinds.Store). The AsyncClient is driven
-through `AsyncClientFacade`, a thin sync facade that runs it on an event loop in a thread of
-its own, so one test body checks both clients' answers and errors. The kinds "memory" and
-"memory-async" run the same tests on a MemoryEtcd (`etcd_layers.testing`), following real
-time; a test that only a real server can show (faults, several members, a restart, auth, TLS,
-expiry on real time, admin calls, a client's transport statistics) is marked `real_only` and
-skipped for them.
+building its clients and layers from `backend` and `store` (layer_kinds.Backend, Store). The
+AsyncClient is driven through `AsyncClientFacade`, a thin sync facade that runs it on an event
+loop in a thread of its own, so one test body checks both clients' answers and errors. Each
+such test runs on both BACKENDS: the session's real server, and a MemoryEtcd of its own
+(`etcd_layers.testing`, on real time). A test that only a real server can show (faults,
+several members, a restart, auth, TLS, admin calls) is marked `real_only` and skipped on
+MemoryEtcd.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import pytest
 from etcd_layers import AsyncClient, Client
 
 if TYPE_CHECKING:
-    from layer_kinds import Store
+    from layer_kinds import Backend, Store
 
 T = TypeVar("T")
 
-CLIENT_KINDS: Final = ("Client", "AsyncClient")  # clients of a real server
-MEMORY_KINDS: Final = ("memory", "memory-async")  # MemoryEtcd's client() and async_client()
-ALL_KINDS: Final = (*CLIENT_KINDS, *MEMORY_KINDS)
+CLIENT_KINDS: Final = ("Client", "AsyncClient")
+BACKENDS: Final = ("etcd", "memory")  # the session's real server, or a MemoryEtcd of the test's
 REAL_ONLY: Final = "real_only: shows what only a real etcd server does"
 # The rig's servers tick every 50 ms, which makes etcd's minimum lease TTL 1 s: the same here.
 MEMORY_MIN_LEASE_TTL: Final = 1
@@ -164,36 +163,40 @@ def make_client() -> Callable[..., Client]:
     return client_of_kind
 
 
-def skip_real_only(request: pytest.FixtureRequest, kind: str) -> None:
-    """Skip the requesting test on a MemoryEtcd kind when it is marked `real_only`."""
-    if kind in MEMORY_KINDS and request.node.get_closest_marker("real_only") is not None:
+def skip_real_only(request: pytest.FixtureRequest, backend: str) -> None:
+    """Skip the requesting test on MemoryEtcd when it is marked `real_only`."""
+    if backend == "memory" and request.node.get_closest_marker("real_only") is not None:
         pytest.skip(REAL_ONLY)
 
 
-@pytest.fixture(params=ALL_KINDS)
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """Where the test's clients connect, of each kind in turn (see layer_kinds.Store).
-
-    A real kind uses `etcd_server`; a memory kind a MemoryEtcd of its own, on real time.
-    """
-    from layer_kinds import Store
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """What the test's clients connect to: `etcd_server`, then a MemoryEtcd on real time."""
+    from layer_kinds import Backend
     from memory_kind import memory_etcd
 
-    kind: str = request.param
-    skip_real_only(request, kind)
-    if kind in MEMORY_KINDS:
+    skip_real_only(request, request.param)
+    if request.param == "memory":
         with memory_etcd(manual_clock=False, min_lease_ttl=MEMORY_MIN_LEASE_TTL) as etcd:
-            made = Store(kind, memory=etcd)
+            made = Backend(memory=etcd)
             try:
                 yield made
             finally:
                 made.close()
         return
-    made = Store(kind, server=request.getfixturevalue("etcd_server"))
+    made = Backend(server=request.getfixturevalue("etcd_server"))
     try:
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def store(request: pytest.FixtureRequest, backend: Backend) -> Store:
+    """The backend, with clients of each kind in turn (see layer_kinds.Store)."""
+    from layer_kinds import Store
+
+    return Store(backend, request.param)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 `async_layer_of(make_layer, etcd_server)` builds the layer over an AsyncClient that runs on
 the event loop of conftest's `AsyncClientFacade`, and hands it out behind `BlockingLayer`,
 which awaits each coroutine call on that loop, so one test body checks both kinds of layer.
-`Store` (conftest's `store` fixture) is where a test's clients and layers connect: the real
-`etcd_server` or a MemoryEtcd, with clients of one kind (see conftest.ALL_KINDS).
+`Backend` (conftest's `backend` fixture) is what a test's clients connect to: the real
+`etcd_server` or a MemoryEtcd; `Store` (the `store` fixture) adds the kind of client.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Final, TypeVar, cast
 
 import pytest
-from conftest import MEMORY_KINDS, AsyncClientFacade
+from conftest import AsyncClientFacade
 
 from etcd_layers import AsyncClient, Client
 from etcd_layers.testing import EtcdServer
@@ -110,53 +110,67 @@ def async_layer_of(
         facade.close()
 
 
-class Store:
-    """Where one test's clients connect, and of which kind they are (one of ALL_KINDS).
+class Backend:
+    """The store a test's clients connect to: the real `server`, or a MemoryEtcd (`memory`).
 
-    A real server (`server`) for the kinds "Client" and "AsyncClient", a MemoryEtcd
-    (`memory`) for "memory" (its sync client) and "memory-async" (its asyncio client, behind
-    a sync facade). Every client or layer made here is closed with the store.
+    Every client made here is closed with it.
     """
 
-    def __init__(self, kind: str, *, server: EtcdServer | None = None, memory: Any = None) -> None:
-        self.kind = kind
+    def __init__(self, *, server: EtcdServer | None = None, memory: Any = None) -> None:
         self.server = server
         self.memory = memory
         self._closers: list[Callable[[], object]] = []
 
     @property
-    def is_async(self) -> bool:
-        """Whether the store's clients (and layers) are of the asyncio kind."""
-        return self.kind in ("AsyncClient", "memory-async")
+    def name(self) -> str:
+        """ "memory" for a MemoryEtcd, "etcd" for a real server (see conftest.BACKENDS)."""
+        return "etcd" if self.memory is None else "memory"
 
     def client(self, **options: Any) -> Client:
-        """A new client of the store's kind (an asyncio one behind its sync facade).
-
-        `options` are `Client`'s keywords; a MemoryEtcd's clients take none (only `timeout`
-        is accepted, and ignored: nothing there waits on a network).
-        """
-        if not self.is_async:
-            return self.sync_client(**options)
-        client = cast(Client, AsyncClientFacade(self._async_maker(**options)))
-        self._closers.append(client.close)
-        return client
-
-    def sync_client(self, **options: Any) -> Client:
-        """A new sync client on the store, to seed and inspect what a test's layer did."""
+        """A new sync client (`options` are Client's keywords; a MemoryEtcd's takes `timeout`)."""
         if self.memory is not None:
-            client = cast(Client, self.memory.client())
+            client = cast(Client, self.memory.client(timeout=options.get("timeout")))
         else:
             assert self.server is not None
             client = Client(self.server.endpoints, **{**self.server.client_options(), **options})
         self._closers.append(client.close)
         return client
 
-    def _async_maker(self, **options: Any) -> Callable[[], Any]:
+    def make_async_client(self, **options: Any) -> Callable[[], AsyncClient]:
+        """A maker of AsyncClients (to call on the event loop that will use the client)."""
         if self.memory is not None:
-            return cast(Callable[[], Any], self.memory.async_client)
+            memory = self.memory
+            return lambda: cast(AsyncClient, memory.async_client(timeout=options.get("timeout")))
         server = self.server
         assert server is not None
         return lambda: ASYNC_CLIENT(server.endpoints, **{**server.client_options(), **options})
+
+    def async_client(self, **options: Any) -> Client:
+        """A new AsyncClient behind its sync facade (see conftest.AsyncClientFacade)."""
+        facade = AsyncClientFacade(self.make_async_client(**options))
+        self._closers.append(facade.close)
+        return cast(Client, facade)
+
+    def close(self) -> None:
+        """Close every client made here."""
+        with contextlib.ExitStack() as stack:
+            for close in self._closers:
+                stack.callback(close)
+        self._closers.clear()
+
+
+class Store:
+    """A backend and a kind of client ("Client" or "AsyncClient"): what one test runs on."""
+
+    def __init__(self, backend: Backend, kind: str) -> None:
+        self.backend = backend
+        self.kind = kind
+
+    def client(self, **options: Any) -> Client:
+        """A new client of the store's kind (an AsyncClient behind its sync facade)."""
+        if self.kind == "AsyncClient":
+            return self.backend.async_client(**options)
+        return self.backend.client(**options)
 
     @contextlib.contextmanager
     def layer(self, make_layer: Callable[[Any], object], **options: Any) -> Iterator[Any]:
@@ -164,23 +178,11 @@ class Store:
 
         An async layer comes behind `BlockingLayer`, so that one test body checks both kinds.
         """
-        if not self.is_async:
+        if self.kind != "AsyncClient":
             yield make_layer(self.client(**options))
             return
-        facade = AsyncClientFacade(self._async_maker(**options))
+        facade = AsyncClientFacade(self.backend.make_async_client(**options))
         try:
             yield BlockingLayer(make_layer(facade.client), facade.run)
         finally:
             facade.close()
-
-    def close(self) -> None:
-        """Close every client made here, the last made first."""
-        with contextlib.ExitStack() as stack:
-            for close in self._closers:
-                stack.callback(close)
-        self._closers.clear()
-
-
-def is_memory(kind: str) -> bool:
-    """Whether `kind` runs on MemoryEtcd."""
-    return kind in MEMORY_KINDS
