@@ -1,10 +1,10 @@
 """Run a sync layer test against the async layer too: a blocking facade over an async layer.
 
-`async_layer_of(make_layer, etcd_server)` builds the layer over an AsyncClient that runs on
-the event loop of conftest's `AsyncClientFacade`, and hands it out behind `BlockingLayer`,
-which awaits each coroutine call on that loop, so one test body checks both kinds of layer.
-`Backend` (conftest's `backend` fixture) is what a test's clients connect to: the real
-`etcd_server` or a MemoryEtcd; `Store` (the `store` fixture) adds the kind of client.
+`Store.layer(make_layer)` builds the layer over an AsyncClient that runs on the event loop
+of conftest's `AsyncClientFacade`, and hands it out behind `BlockingLayer`, which awaits each
+coroutine call on that loop, so one test body checks both kinds of layer. `Backend`
+(conftest's `backend` fixture) is what a test's clients connect to: the real `etcd_server`
+or a MemoryEtcd; `Store` (the `store` fixture) adds the kind of client.
 """
 
 from __future__ import annotations
@@ -95,19 +95,6 @@ class BlockingLayer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.run(self.layer.__aexit__(None, None, None))
-
-
-@contextlib.contextmanager
-def async_layer_of(
-    make_layer: Callable[[AsyncClient], object], etcd_server: EtcdServer, **options: Any
-) -> Iterator[Any]:
-    """Yield `make_layer(acli)` behind BlockingLayer, `acli` a connected AsyncClient."""
-    options = {**etcd_server.client_options(), **options}
-    facade = AsyncClientFacade(lambda: ASYNC_CLIENT(etcd_server.endpoints, **options))
-    try:
-        yield BlockingLayer(make_layer(facade.client), facade.run)
-    finally:
-        facade.close()
 
 
 class Backend:
