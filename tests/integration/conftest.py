@@ -13,6 +13,7 @@ MemoryEtcd.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -169,20 +170,29 @@ def skip_real_only(request: pytest.FixtureRequest, backend: str) -> None:
         pytest.skip(REAL_ONLY)
 
 
+@contextlib.contextmanager
+def memory_backend() -> Iterator[Backend]:
+    """A MemoryEtcd on real time, as a Backend; it and every client made on it close after."""
+    from layer_kinds import Backend
+    from memory_kind import memory_etcd
+
+    with memory_etcd(manual_clock=False, min_lease_ttl=MEMORY_MIN_LEASE_TTL) as etcd:
+        made = Backend(memory=etcd)
+        try:
+            yield made
+        finally:
+            made.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """What the test's clients connect to: `etcd_server`, then a MemoryEtcd on real time."""
     from layer_kinds import Backend
-    from memory_kind import memory_etcd
 
     skip_real_only(request, request.param)
     if request.param == "memory":
-        with memory_etcd(manual_clock=False, min_lease_ttl=MEMORY_MIN_LEASE_TTL) as etcd:
-            made = Backend(memory=etcd)
-            try:
-                yield made
-            finally:
-                made.close()
+        with memory_backend() as made:
+            yield made
         return
     made = Backend(server=request.getfixturevalue("etcd_server"))
     try:
