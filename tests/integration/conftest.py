@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
+import pytest_asyncio
 
 from etcd_layers import AsyncClient, Client
 
@@ -207,6 +208,21 @@ def store(request: pytest.FixtureRequest, backend: Backend) -> Store:
     from layer_kinds import Store
 
     return Store(backend, request.param)
+
+
+@pytest_asyncio.fixture
+async def backend_async_client(backend: Backend) -> AsyncIterator[AsyncClient]:
+    """A connected AsyncClient on `backend`, on the test's event loop, closed after the test.
+
+    A module runs its asyncio tests on both backends by overriding `etcd_async_client` with it
+    (and `etcd_client` with `backend.client()`, for the sync side of mixed tests).
+    """
+    client = backend.make_async_client()()
+    try:
+        connect = getattr(client, "connect", None)  # a MemoryEtcd's client has nothing to dial
+        yield await connect() if connect is not None else client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
