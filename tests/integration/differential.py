@@ -144,10 +144,13 @@ class Side:
 
 
 def outcome(call: Callable[..., object], *args: Any) -> object:
-    """What `call(*args)` returns, or the error it raises (a client error or a refused argument)."""
+    """What `call(*args)` returns, or the error it raises.
+
+    The errors kept are a client's: a refused argument, an etcd error, a wait that timed out.
+    """
     try:
         return call(*args)
-    except (EtcdError, ValueError, TypeError) as error:
+    except (EtcdError, ValueError, TypeError, TimeoutError) as error:
         return error
 
 
