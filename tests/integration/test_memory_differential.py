@@ -14,9 +14,9 @@ here (time-dependent behaviour has its own tests, test_memory_time.py).
 
 from __future__ import annotations
 
-import operator
+import contextlib
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pytest
@@ -31,6 +31,19 @@ from differential import (
     outcome,
     ttl_agrees,
 )
+from differential_calls import (
+    EXPLICIT_IDS,
+    NEVER_GRANTED,
+    any_keys,
+    delete_specs,
+    get_specs,
+    lease_picks,
+    op_specs,
+    optional_revisions,
+    put_specs,
+    ranges,
+    revisions,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -41,7 +54,7 @@ from hypothesis.stateful import (
 )
 from memory_kind import memory_etcd
 
-from etcd_layers import Client, Compare, Op, SortOrder, SortTarget
+from etcd_layers import Client, Compare, Op, SortTarget
 from etcd_layers.testing import EtcdServer
 from etcd_layers.testing.plugin import require_etcd
 
@@ -51,67 +64,11 @@ SLOW_TICKS: Final = ("--heartbeat-interval=500", "--election-timeout=5000")
 MIN_LEASE_TTL: Final = 8
 MAX_WATCHES: Final = 3
 
-KEYS: Final = (b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\xff", b"ab", b"b", b"\xff", b"\xff\xff")
-keys = st.sampled_from(KEYS)
-any_keys = st.one_of(
-    keys, st.just(b"")
-)  # an empty key: all keys with prefix/from_key, else refused
-values = st.sampled_from((b"", b"v", b"w", b"\x00\xff"))
-ranges: st.SearchStrategy[dict[str, Any]] = st.one_of(
-    st.just({}),
-    st.just({"prefix": True}),
-    st.just({"from_key": True}),
-    keys.map(lambda end: {"range_end": end}),  # b"\x00" is "every key from key on"
-)
-# A revision relative to the example's current one (-6 .. +1, at least 1); None: no revision.
-revisions = st.integers(-6, 1)
-optional_revisions = st.one_of(st.none(), revisions)
-# A lease: None for no lease, -1 for an id never granted, n for the n-th lease of the example.
-lease_picks = st.integers(-2, 6)
-EXPLICIT_IDS: Final = (0x10, 0x11)
-NEVER_GRANTED: Final = 0x5EED
-get_options = st.fixed_dictionaries(
-    {},
-    optional={
-        "limit": st.sampled_from((0, 1, 2, 5)),
-        "count_only": st.booleans(),
-        "keys_only": st.booleans(),
-        "serializable": st.booleans(),
-        "sort_order": st.sampled_from((None, *SortOrder)),
-        "sort_target": st.sampled_from((None, *SortTarget)),
-        "revision": optional_revisions,
-        "min_mod_revision": optional_revisions,
-        "max_mod_revision": optional_revisions,
-        "min_create_revision": optional_revisions,
-        "max_create_revision": optional_revisions,
-    },
-)
-put_flags = st.sampled_from(((False, False), (True, False), (False, True)))
-put_specs = st.tuples(st.just("put"), any_keys, values, lease_picks, st.booleans(), put_flags)
-get_specs = st.tuples(st.just("get"), any_keys, ranges, get_options)
-delete_specs = st.tuples(st.just("delete"), any_keys, ranges, st.booleans())
-compare_specs = st.tuples(
-    st.sampled_from(("value", "version", "create_revision", "mod_revision", "lease")),
-    keys,
-    st.one_of(st.just({}), st.just({"prefix": True}), keys.map(lambda e: {"range_end": e})),
-    st.sampled_from((operator.eq, operator.ne, operator.lt, operator.gt)),
-    st.one_of(values, st.integers(-6, 3)),  # bytes for value, else a number (see operand)
-)
-op_specs = st.recursive(
-    st.one_of(put_specs, get_specs, delete_specs),
-    lambda inner: st.tuples(
-        st.just("txn"),
-        st.lists(compare_specs, max_size=2),
-        st.lists(inner, max_size=3),
-        st.lists(inner, max_size=2),
-    ),
-    max_leaves=6,
-)
-
 Maker = Callable[[Side], tuple[str, tuple[Any, ...], dict[str, Any]]]
 
 
-def real_side(name: str) -> Generator[Side]:
+@contextlib.contextmanager
+def real_side(name: str) -> Iterator[Side]:
     """A fresh real etcd server with slow ticks, as a side."""
     require_etcd()
     with (
@@ -121,21 +78,25 @@ def real_side(name: str) -> Generator[Side]:
         yield side
 
 
-def memory_side() -> Generator[Side]:
+@contextlib.contextmanager
+def memory_side() -> Iterator[Side]:
     """A MemoryEtcd on a clock that never moves, as a side."""
-    etcd = memory_etcd(min_lease_ttl=MIN_LEASE_TTL)
-    with etcd, closing(Side("memory", etcd.client())) as side:
+    with (
+        memory_etcd(min_lease_ttl=MIN_LEASE_TTL) as etcd,
+        closing(Side("memory", etcd.client())) as side,
+    ):
         yield side
 
 
 @pytest.fixture(scope="module")
 def sides() -> Iterator[tuple[Side, Side]]:
     """The real side and the side under test, for the whole module."""
-    second = memory_side() if SECOND_SIDE == "memory" else real_side("real2")
-    first = real_side("real")
-    yield next(first), next(second)
-    for generator in (second, first):
-        generator.close()
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(real_side("real"))
+        second = stack.enter_context(
+            memory_side() if SECOND_SIDE == "memory" else real_side("real2")
+        )
+        yield first, second
 
 
 class Differential(RuleBasedStateMachine):
