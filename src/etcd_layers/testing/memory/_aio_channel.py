@@ -18,8 +18,8 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from etcd_layers.base._proto import rpc_pb2
-from etcd_layers.testing.memory._channel import RpcError, parse
+from etcd_layers.base.transport import rpc_pb2
+from etcd_layers.testing.memory._channel import RpcError, gone, parse
 from etcd_layers.testing.memory._errors import UNIMPLEMENTED, StoreError
 from etcd_layers.testing.memory._service import LEASE_KEEP_ALIVE, UNARY, WATCH
 
@@ -51,7 +51,10 @@ class AsyncStreamCall:
         self._task: asyncio.Task[None] | None = None
         if path == WATCH:
             self._stream = channel.etcd.open_watch(self._from_store)
-        elif path != LEASE_KEEP_ALIVE:
+        if channel.etcd.closed or (path == WATCH and self._stream is None):
+            self._finish(gone())  # as a stream to a server that went away
+            return
+        if path not in (WATCH, LEASE_KEEP_ALIVE):
             self._finish(RpcError.of(StoreError(*UNIMPLEMENTED)))
             return
         if requests is None:
@@ -118,10 +121,6 @@ class AsyncStreamCall:
         self._finish(_CANCELLED)
         return True
 
-    def close_by_server(self) -> None:
-        """End the stream as a server shutting down does (UNAVAILABLE)."""
-        self._finish(RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd closed"))
-
     async def read(self) -> object:
         """The next response, or grpc.aio.EOF once the stream ended cleanly."""
         try:
@@ -147,22 +146,25 @@ class AsyncStreamCall:
 
 
 class _Unary:
-    __slots__ = ("_channel", "_path", "_request_type")
+    __slots__ = ("_answer", "_channel", "_path", "_request_type")
 
     def __init__(self, channel: AsyncMemoryChannel, path: str) -> None:
         self._channel = channel
         self._path = path
         entry = UNARY.get(path)
         self._request_type = None if entry is None else entry[0]
+        self._answer = None if entry is None else channel.etcd.handler(path)
 
     async def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
         self._channel.check_open()
-        if self._request_type is None:
+        if self._channel.etcd.closed:
+            raise gone()
+        if self._request_type is None or self._answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         try:
-            return self._channel.etcd.unary(self._path, parse(self._request_type, request))
+            return self._answer(parse(self._request_type, request))
         except StoreError as error:
             raise RpcError.of(error) from None
 
@@ -189,6 +191,7 @@ class AsyncMemoryChannel:
 
     def __init__(self, etcd: MemoryEtcd) -> None:
         self.etcd = etcd
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first call
         self._closed = False
         self._lock = threading.Lock()  # MemoryEtcd.close() may end the calls from any thread
         self._calls: set[AsyncStreamCall] = set()
@@ -196,10 +199,10 @@ class AsyncMemoryChannel:
 
     def check_open(self) -> None:
         """Refuse a call on a closed channel, with grpc.aio's UsageError."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
         if self._closed:
             raise grpc.aio.UsageError("Cannot invoke RPC: Channel closed!")
-        if self.etcd.closed:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
 
     def track(self, call: AsyncStreamCall) -> None:
         """Count a running stream, to end it with the channel."""
@@ -238,11 +241,3 @@ class AsyncMemoryChannel:
             calls = list(self._calls)
         for call in calls:
             call.cancel()
-
-    def end_streams(self) -> None:
-        """End the running streams as a server going away does (from any thread)."""
-        with self._lock:
-            calls = list(self._calls)
-        for call in calls:
-            with contextlib.suppress(RuntimeError):  # its loop is closed
-                call._loop.call_soon_threadsafe(call.close_by_server)

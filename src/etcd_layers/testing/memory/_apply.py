@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from etcd_layers.base._proto import kv_pb2, rpc_pb2
+from etcd_layers.base.transport import kv_pb2, rpc_pb2
 from etcd_layers.testing.memory._errors import (
     COMPACTED,
     FUTURE_REVISION,
@@ -61,6 +61,14 @@ class Applier:
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Answer a range request (checked already) as etcd's applierV3backend.Range."""
         keyspace = self.keyspace
+        if _is_plain_get(request):  # the usual read, on a short path
+            found_kv = keyspace.get(request.key, keyspace.write_revision)
+            plain = rpc_pb2.RangeResponse()
+            plain.header.CopyFrom(self.header(keyspace.write_revision))
+            if found_kv is not None:
+                plain.kvs.append(found_kv)
+                plain.count = 1
+            return plain
         revision = keyspace.check_read(request.revision)
         found = keyspace.range(request.key, range_end(request.range_end), revision)
         response = rpc_pb2.RangeResponse(header=self.header(keyspace.write_revision))
@@ -72,15 +80,14 @@ class Applier:
             or request.max_create_revision
         )
         if request.count_only:
-            response.count = sum(1 for _ in found)
+            response.count = len(found)
             return response
-        if limit > 0 and not fetch_all:
-            kvs, count = _first(found, limit + 1)  # one more than asked, for `more`
-        else:
-            kvs = list(found)
-            count = len(kvs)  # counted before the filters, as etcd's mvcc counts
-            if fetch_all:
-                kvs = _pruned(kvs, request)
+        count = len(found)  # before the filters, as etcd's mvcc counts
+        kvs = found
+        if fetch_all:
+            kvs = _pruned(kvs, request)
+        elif limit > 0:
+            kvs = kvs[: limit + 1]  # one more than asked, for `more`
         if request.sort_target != _KEY or request.sort_order != _NONE:
             kvs = _sorted(kvs, request)
         response.count = count
@@ -219,6 +226,26 @@ class Applier:
         return response
 
 
+def _is_plain_get(request: rpc_pb2.RangeRequest) -> bool:
+    """Whether a range request is one key at the current revision, with no option."""
+    size = len(request.key)
+    if size < 128:  # then only the key field makes it 2 + size bytes long on the wire
+        return request.ByteSize() == size + 2
+    return not (
+        request.range_end
+        or request.revision
+        or request.limit
+        or request.sort_order
+        or request.sort_target
+        or request.keys_only
+        or request.count_only
+        or request.min_mod_revision
+        or request.max_mod_revision
+        or request.min_create_revision
+        or request.max_create_revision
+    )
+
+
 def _read_only(request: rpc_pb2.TxnRequest) -> bool:
     """As etcd's isTxnReadonly: only range ops in both branches (a nested txn counts as a write)."""
     return all(
@@ -249,17 +276,6 @@ def _compare_kv(compare: rpc_pb2.Compare, kv: KeyValue) -> bool:
     if result == rpc_pb2.Compare.LESS:
         return order < 0
     return True
-
-
-def _first(found: Iterator[KeyValue], keep: int) -> tuple[list[KeyValue], int]:
-    """The first `keep` items of `found`, and how many there were in all."""
-    kvs: list[KeyValue] = []
-    count = 0
-    for kv in found:
-        count += 1
-        if count <= keep:
-            kvs.append(kv)
-    return kvs, count
 
 
 def _pruned(kvs: list[KeyValue], request: rpc_pb2.RangeRequest) -> list[KeyValue]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import grpc
 from google.protobuf.message import Message
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._errors import UNIMPLEMENTED, StoreError
 from etcd_layers.testing.memory._service import LEASE_KEEP_ALIVE, UNARY, WATCH
 
@@ -53,6 +53,11 @@ class RpcError(grpc.RpcError):
         return cls(grpc.StatusCode[error.code], error.message)
 
 
+def gone() -> RpcError:
+    """The failure of a call to a MemoryEtcd that closed: its server went away."""
+    return RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
+
+
 def parse(request_type: type[Message], request: object) -> Message:
     """The request message, from the serialized bytes the client sends (or a message)."""
     if isinstance(request, bytes):
@@ -65,22 +70,25 @@ def parse(request_type: type[Message], request: object) -> Message:
 class _Unary:
     """One unary method: answers at once, under MemoryEtcd's lock."""
 
-    __slots__ = ("_channel", "_path", "_request_type")
+    __slots__ = ("_answer", "_channel", "_path", "_request_type")
 
     def __init__(self, channel: MemoryChannel, path: str) -> None:
         self._channel = channel
         self._path = path
         entry = UNARY.get(path)
         self._request_type = None if entry is None else entry[0]
+        self._answer = None if entry is None else channel.etcd.handler(path)
 
     def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
         self._channel.check_open()
-        if self._request_type is None:
+        if self._channel.etcd.closed:
+            raise gone()
+        if self._request_type is None or self._answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         try:
-            return self._channel.etcd.unary(self._path, parse(self._request_type, request))
+            return self._answer(parse(self._request_type, request))
         except StoreError as error:
             raise RpcError.of(error) from None
 
@@ -108,7 +116,10 @@ class StreamCall:
         self._keeps = path == LEASE_KEEP_ALIVE
         if path == WATCH:
             self._stream = channel.etcd.open_watch(self._responses.put)
-        elif not self._keeps:
+        if channel.etcd.closed or (path == WATCH and self._stream is None):
+            self._finish(gone())  # as a stream to a server that went away
+            return
+        if path != WATCH and not self._keeps:
             self._finish(RpcError.of(StoreError(*UNIMPLEMENTED)))
             return
         channel.track(self)
@@ -151,10 +162,6 @@ class StreamCall:
         """End the stream (a no-op once ended)."""
         self._finish(RpcError(grpc.StatusCode.CANCELLED, "Locally cancelled by application!"))
         return True
-
-    def close_by_server(self) -> None:
-        """End the stream as a server shutting down does (UNAVAILABLE)."""
-        self._finish(RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd closed"))
 
     def __iter__(self) -> StreamCall:
         return self
@@ -204,8 +211,6 @@ class MemoryChannel:
         """Refuse a call on a closed channel, with grpcio's ValueError."""
         if self._closed:
             raise ValueError("Cannot invoke RPC on closed channel!")
-        if self.etcd.closed:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
 
     def track(self, call: StreamCall) -> None:
         """Count a running stream, to end it with the channel."""
@@ -251,10 +256,3 @@ class MemoryChannel:
             calls = list(self._calls)
         for call in calls:
             call.cancel()
-
-    def end_streams(self) -> None:
-        """End the running streams as a server going away does (the store closed)."""
-        with self._lock:
-            calls = list(self._calls)
-        for call in calls:
-            call.close_by_server()

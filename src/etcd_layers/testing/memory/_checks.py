@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._errors import (
     DUPLICATE_KEY,
     EMPTY_KEY,

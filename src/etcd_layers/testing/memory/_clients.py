@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Final
 
-from etcd_layers.base._aio_connection import AsyncConnection
-from etcd_layers.base._aio_keepalive_handle import AsyncKeepAliveHandle
-from etcd_layers.base._connection import Connection
-from etcd_layers.base._keepalive_handle import KeepAliveHandle
-from etcd_layers.base._settings import DEFAULT_MAX_SEND
 from etcd_layers.base.async_client import AsyncClient
 from etcd_layers.base.client import Client
+from etcd_layers.base.transport import (
+    AsyncKeepAliveHandle,
+    KeepAliveHandle,
+    async_client_over,
+    client_over,
+)
 from etcd_layers.testing.memory._aio_channel import AsyncMemoryChannel
 from etcd_layers.testing.memory._channel import MemoryChannel
 
 if TYPE_CHECKING:
     from etcd_layers.testing.memory._etcd import MemoryEtcd
 
-_DIAL_TIMEOUT = 5.0
+
+_CLOSING: Final[set[asyncio.Task[None]]] = set()  # close() tasks, kept until they finish
 
 
 class MemoryClient(Client):
     """A Client of a MemoryEtcd: every call is the real Client's, over in-process channels.
 
-    Its one addition: a running keep-alive tells the store, which then renews the lease on
-    every tick of a ManualClock (API.md: advancing the clock never expires a lease whose
+    Its one addition: a running keep-alive tells the store, which then renews the lease at
+    every step of a ManualClock (API.md: advancing the clock never expires a lease whose
     keep-alive runs).
     """
 
@@ -52,61 +56,44 @@ class AsyncMemoryClient(AsyncClient):
 def memory_client(etcd: MemoryEtcd, timeout: float | None) -> Client:
     """A connected MemoryClient of `etcd`, closed when `etcd` closes."""
     etcd.check_usable()
-    channels: list[MemoryChannel] = []
-
-    def channel(address: str) -> MemoryChannel:
-        del address  # every endpoint is the same store
-        made = MemoryChannel(etcd)
-        channels.append(made)
-        return made
-
-    connection = Connection(
-        [etcd.new_address()],
-        tls=None,
-        options=[],
-        username=None,
-        password=None,
-        require_leader=False,
-        default_timeout=timeout,
-        dial_timeout=_DIAL_TIMEOUT,
-        max_send_size=DEFAULT_MAX_SEND,
-        channel_factory=channel,  # type: ignore[arg-type]  # speaks what Connection uses
+    client = client_over(
+        MemoryClient, lambda _address: MemoryChannel(etcd), etcd.new_address(), timeout=timeout
     )
-    client = MemoryClient.from_connection(connection)
     client._memory = etcd
     etcd.add_closer(client.close)
     return client
 
 
 def memory_async_client(etcd: MemoryEtcd, timeout: float | None) -> AsyncClient:
-    """An AsyncMemoryClient of `etcd`; when `etcd` closes, its streams end."""
+    """An AsyncMemoryClient of `etcd`, closed on its loop when `etcd` closes."""
     etcd.check_usable()
     channels: list[AsyncMemoryChannel] = []
 
     def channel(address: str) -> AsyncMemoryChannel:
-        del address
+        del address  # every endpoint is the same store
         made = AsyncMemoryChannel(etcd)
         channels.append(made)
         return made
 
-    connection = AsyncConnection(
-        [etcd.new_address()],
-        tls=None,
-        options=[],
-        username=None,
-        password=None,
-        require_leader=False,
-        default_timeout=timeout,
-        dial_timeout=_DIAL_TIMEOUT,
-        max_send_size=DEFAULT_MAX_SEND,
-        channel_factory=channel,  # type: ignore[arg-type]  # speaks what AsyncConnection uses
-    )
-    client = AsyncMemoryClient.from_connection(connection)
+    client = async_client_over(AsyncMemoryClient, channel, etcd.new_address(), timeout=timeout)
     client._memory = etcd
 
-    def end_streams() -> None:
-        for made in channels:
-            made.end_streams()
+    def close_on_its_loop() -> None:
+        # The client lives on its loop: close it there (from this thread or another one).
+        loop = next((made.loop for made in channels if made.loop is not None), None)
+        if loop is None or loop.is_closed():
+            return  # never used, or its loop is gone: nothing runs
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            closing = loop.create_task(client.close(), name="etcd_layers.memory.aio.close")
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(client.close(), loop)
 
-    etcd.add_closer(end_streams)
+    etcd.add_closer(close_on_its_loop)
     return client

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 from google.protobuf.message import Message
 
 from etcd_layers._compat import Self
-from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.errors import ClosedError
 from etcd_layers.testing.memory._clients import memory_async_client, memory_client
 from etcd_layers.testing.memory._clock import ManualClock, monotonic
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # etcd's --experimental-watch-progress-notify-interval default: seconds between the progress
 # notifications of watches that asked for them.
 PROGRESS_NOTIFY_INTERVAL = 600.0
+IN_PROCESS_ADDRESS = "memory:2379"  # the endpoint of in-process clients (never resolved)
 
 
 class _Ended(Protocol):
@@ -52,7 +53,7 @@ class MemoryEtcd:
             raise TypeError(f"min_lease_ttl must be int, not {type(min_lease_ttl).__name__}")
         if min_lease_ttl < 1:
             raise ValueError(f"min_lease_ttl must be >= 1, got {min_lease_ttl}")
-        self.clock = clock
+        self._clock = clock
         self._now: Callable[[], float] = monotonic if clock is None else clock.now
         self._lock = threading.Lock()
         self._store = Store(min_lease_ttl=min_lease_ttl)
@@ -62,7 +63,6 @@ class MemoryEtcd:
         self._closed = False
         self._next_progress = self._now() + PROGRESS_NOTIFY_INTERVAL
         self._server: Server | None = None
-        self._address_count = 0
         self._timer: threading.Thread | None = None
         self._wake = threading.Condition(self._lock)
         if clock is not None:
@@ -74,6 +74,11 @@ class MemoryEtcd:
             self._timer.start()
 
     # --- what users call -------------------------------------------------------------------
+
+    @property
+    def clock(self) -> ManualClock | None:
+        """The ManualClock it runs on (None: it follows real time)."""
+        return self._clock
 
     @property
     def revision(self) -> int:
@@ -118,8 +123,8 @@ class MemoryEtcd:
             close()
         if server is not None:
             server.stop()
-        if self.clock is not None:
-            self.clock.detach(self)
+        if self._clock is not None:
+            self._clock.detach(self)
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.join(timeout=10)
 
@@ -163,34 +168,52 @@ class MemoryEtcd:
         close()
 
     def new_address(self) -> str:
-        """A fresh endpoint name for an in-process client ("memory-N:2379")."""
-        with self._lock:
-            self._address_count += 1
-            return f"memory-{self._address_count}:2379"
+        """The endpoint name of an in-process client: the store's client URL without a scheme."""
+        return IN_PROCESS_ADDRESS
 
     def unary(self, path: str, request: Message) -> Message:
         """Answer one unary request (StoreError: etcd refuses it, or the path is unknown)."""
+        return self.handler(path)(request)
+
+    def handler(self, path: str) -> Callable[[Message], Message]:
+        """The function answering the unary method at `path` (for a transport to keep).
+
+        Raises:
+            StoreError: UNIMPLEMENTED, when the path is not one the store serves.
+        """
         entry = UNARY.get(path)
         if entry is None:
             raise store_error(UNIMPLEMENTED)
         name = entry[2]
-        store = self._store
-        with self._lock:
-            if name == "range":  # the hot path first
-                return store.range(request)  # type: ignore[arg-type]  # typed by the path
-            if name in ("lease_grant", "lease_time_to_live"):
-                response: Message = getattr(store, name)(request, self._now())
-                self._wake.notify_all()
-            elif name == "member_list":
-                response = store.member_list(request, self._client_urls())  # type: ignore[arg-type]
-            else:
-                response = getattr(store, name)(request)
-            self._deliver()
-            return response
+        store, lock = self._store, self._lock
+        if name == "range":  # the hot path: a read sends no watch response
+
+            def answer_range(request: Message) -> Message:
+                with lock:
+                    return store.range(request)  # type: ignore[arg-type]  # typed by the path
+
+            return answer_range
+
+        def answer(request: Message) -> Message:
+            with lock:
+                if name in ("lease_grant", "lease_time_to_live"):
+                    response: Message = getattr(store, name)(request, self._now())
+                    self._wake.notify_all()
+                elif name == "member_list":
+                    response = store.member_list(request, self._client_urls())  # type: ignore[arg-type]
+                else:
+                    response = getattr(store, name)(request)
+                self._deliver()
+                return response
+
+        return answer
 
     def _client_urls(self) -> list[str]:
         server = self._server
-        return [f"http://{server.address}"] if server is not None else ["http://memory:2379"]
+        # What auto-sync and sync_endpoints() move a client to. An in-process client stays
+        # in-process whatever its endpoint's name; a gRPC client needs the served address.
+        address = server.address if server is not None else IN_PROCESS_ADDRESS
+        return [f"http://{address}"]
 
     def keep_alive(self, request: rpc_pb2.LeaseKeepAliveRequest) -> rpc_pb2.LeaseKeepAliveResponse:
         """Answer one request of a LeaseKeepAlive stream."""
@@ -207,10 +230,14 @@ class MemoryEtcd:
             self._keepers = [(i, h) for i, h in self._keepers if not h.ended]
             self._keepers.append((lease_id, handle))
 
-    def open_watch(self, sink: Callable[[rpc_pb2.WatchResponse], None]) -> int:
-        """Start a Watch stream; its responses go to `sink` (called under the lock: never block)."""
+    def open_watch(self, sink: Callable[[rpc_pb2.WatchResponse], None]) -> int | None:
+        """Start a Watch stream; its responses go to `sink` (called under the lock: never block).
+
+        Returns the stream's id, or None once the store is closed.
+        """
         with self._lock:
-            self._check_open()
+            if self._closed:
+                return None
             stream = self._store.watch_open()
             self._sinks[stream] = sink
             return stream

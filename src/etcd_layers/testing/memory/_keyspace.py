@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 
-from etcd_layers.base._proto import kv_pb2
+from etcd_layers.base.transport import kv_pb2
 from etcd_layers.testing.memory._errors import COMPACTED, FUTURE_REVISION, store_error
 
 KeyValue = kv_pb2.KeyValue
@@ -88,30 +88,27 @@ class Keyspace:
         history = self._histories.get(key)
         return None if history is None else history.at(revision)
 
-    def range(self, key: bytes, range_end: bytes | None, revision: int) -> Iterator[KeyValue]:
-        """Yield the live keys of [key, range_end) at `revision`, in key order.
+    def range(self, key: bytes, range_end: bytes | None, revision: int) -> list[KeyValue]:
+        """The live keys of [key, range_end) at `revision`, in key order.
 
-        `range_end` None is the single key; b"" is every key from `key` on (etcd's NUL range end).
+        `range_end` None is the single key; b"" is every key from `key` on (etcd's NUL end).
         """
         if range_end is None:
             found = self.get(key, revision)
-            if found is not None:
-                yield found
-            return
+            return [] if found is None else [found]
         keys = self._keys
         low = bisect_left(keys, key)
         high = len(keys) if not range_end else bisect_left(keys, range_end, low)
         histories = self._histories
-        if revision == self.write_revision:
-            for index in range(low, high):
-                value = histories[keys[index]].values[-1]
-                if value is not None:
-                    yield value
-        else:
-            for index in range(low, high):
-                value = histories[keys[index]].at(revision)
-                if value is not None:
-                    yield value
+        if revision == self.write_revision:  # the usual read: every key's newest version
+            return [
+                value
+                for name in keys[low:high]
+                if (value := histories[name].values[-1]) is not None
+            ]
+        return [
+            value for name in keys[low:high] if (value := histories[name].at(revision)) is not None
+        ]
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from google.protobuf.message import Message
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._errors import StoreError
 from etcd_layers.testing.memory._service import LEASE_KEEP_ALIVE, UNARY, WATCH
 
@@ -94,6 +94,8 @@ class Server:
         responses: queue.SimpleQueue[object] = queue.SimpleQueue()
         etcd = self._etcd
         stream = etcd.open_watch(responses.put)
+        if stream is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the in-memory etcd is closed")
         context.add_callback(lambda: responses.put(_END))  # the call ended: stop at once
 
         def read() -> None:

@@ -6,7 +6,7 @@ from typing import Final
 
 from google.protobuf.message import Message
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 
 # Unary methods: path -> (request type, response type, the Backend method that answers).
 UNARY: Final[dict[str, tuple[type[Message], type[Message], str]]] = {

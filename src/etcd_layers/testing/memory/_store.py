@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base.transport import rpc_pb2
 from etcd_layers.testing.memory._apply import Applier
 from etcd_layers.testing.memory._checks import check_delete, check_put, check_range, check_txn
 from etcd_layers.testing.memory._errors import COMPACTED, FUTURE_REVISION, store_error
@@ -28,6 +28,7 @@ class Store:
     """An MVCC keyspace with leases and watches, answering etcd's KV, Lease and Watch requests."""
 
     def __init__(self, *, min_lease_ttl: int = 2) -> None:
+        self._last_header = rpc_pb2.ResponseHeader(revision=-1)  # the last one made, reused
         self.keyspace = Keyspace()
         self.leases = Leases(min_lease_ttl)
         self.watches = Watches(self.keyspace, self.header)
@@ -35,12 +36,14 @@ class Store:
         self._outgoing: Outgoing = []
         self._raft_index = 1
 
-    @staticmethod
-    def header(revision: int) -> rpc_pb2.ResponseHeader:
-        """A response header at `revision`, from this store's one member."""
-        return rpc_pb2.ResponseHeader(
-            cluster_id=CLUSTER_ID, member_id=MEMBER_ID, revision=revision, raft_term=RAFT_TERM
-        )
+    def header(self, revision: int) -> rpc_pb2.ResponseHeader:
+        """A response header at `revision`, from this store's one member (never mutate it)."""
+        last = self._last_header
+        if last.revision != revision:
+            last = self._last_header = rpc_pb2.ResponseHeader(
+                cluster_id=CLUSTER_ID, member_id=MEMBER_ID, revision=revision, raft_term=RAFT_TERM
+            )
+        return last
 
     @property
     def revision(self) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from etcd_layers.base._proto import kv_pb2, rpc_pb2
+from etcd_layers.base.transport import kv_pb2, rpc_pb2
 from etcd_layers.testing.memory._keyspace import Change, Keyspace
 
 Header = Callable[[int], rpc_pb2.ResponseHeader]
