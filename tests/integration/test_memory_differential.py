@@ -6,7 +6,7 @@ raft_term, every error's class and message, and the events every watch delivered
 is reset before every example (see `Side.reset`), and revisions are compared counted from that
 reset, so one real server serves the whole module. The real server runs with slow raft ticks,
 so that its minimum lease TTL (8 s) outlives any example: no lease expires on real time
-here (time-dependent behaviour has its own tests, test_memory_time.py).
+here (time-dependent behaviour has its own tests, test_memory_lease_timing.py).
 
 `SECOND_SIDE` names the other store: "memory" for MemoryEtcd, "real" for a second real server
 (the harness then checks itself).
