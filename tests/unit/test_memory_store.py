@@ -332,3 +332,24 @@ def test_store_reads_after_compaction_match_reads_before(
         store.range(Range(key=b"k", revision=r)) for r in range(compact_at, store.revision + 1)
     ]
     assert before == after
+
+
+@given(
+    names=st.lists(st.sampled_from([b"a", b"a\x00", b"ab", b"b", b"\xff"]), max_size=8),
+    end=st.sampled_from([b"\x00", b"b", b"\xff", b"\xff\xff"]),
+    limit=st.integers(min_value=0, max_value=4),
+)
+@example(names=[b"a", b"b"], end=b"\x00", limit=1)
+def test_store_ranges_from_cached_wire_form_match_built_ones(
+    names: list[bytes], end: bytes, limit: int
+) -> None:
+    """Ranges parsed from cached wire bytes equal the ones built message by message."""
+    store = Store()
+    for index, name in enumerate(names):
+        put(store, name, b"%d" % index)
+    if names:
+        store.delete_range(Delete(key=names[0]))
+    fast = store.range(Range(key=b"a", range_end=end, limit=limit))
+    # A filter that keeps everything takes the path that builds the message.
+    built = store.range(Range(key=b"a", range_end=end, limit=limit, min_mod_revision=1))
+    assert fast == built

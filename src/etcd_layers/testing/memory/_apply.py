@@ -13,7 +13,7 @@ from etcd_layers.testing.memory._errors import (
     LEASE_NOT_FOUND,
     store_error,
 )
-from etcd_layers.testing.memory._keyspace import Keyspace
+from etcd_layers.testing.memory._keyspace import Keyspace, frame, varint_field
 from etcd_layers.testing.memory._leases import Leases
 
 KeyValue = kv_pb2.KeyValue
@@ -21,6 +21,7 @@ Header = Callable[[int], rpc_pb2.ResponseHeader]
 
 _NONE: Final = rpc_pb2.RangeRequest.NONE
 _ASCEND: Final = rpc_pb2.RangeRequest.ASCEND
+_DESCEND: Final = rpc_pb2.RangeRequest.DESCEND
 _KEY: Final = rpc_pb2.RangeRequest.KEY
 _SORT_KEYS: Final[dict[int, Callable[[KeyValue], Any]]] = {
     rpc_pb2.RangeRequest.KEY: lambda kv: kv.key,
@@ -61,6 +62,8 @@ class Applier:
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Answer a range request (checked already) as etcd's applierV3backend.Range."""
         keyspace = self.keyspace
+        if _in_key_order(request) and request.revision in (0, keyspace.write_revision):
+            return self._range_framed(request)
         if _is_plain_get(request):  # the usual read, on a short path
             found_kv = keyspace.get(request.key, keyspace.write_revision)
             plain = rpc_pb2.RangeResponse()
@@ -98,6 +101,21 @@ class Applier:
             kvs = [_without_value(kv) for kv in kvs]
         response.kvs.extend(kvs)
         return response
+
+    def _range_framed(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+        """A range of the newest values in key order, parsed from their cached wire form."""
+        keyspace = self.keyspace
+        framed = keyspace.range_framed(request.key, range_end(request.range_end))
+        count = len(framed)
+        parts = [frame(1, self.header(keyspace.write_revision).SerializeToString())]
+        if 0 < request.limit < count:
+            parts.extend(framed[: request.limit])
+            parts.append(b"\x18\x01")  # more
+        else:
+            parts.extend(framed)
+        if count:
+            parts.append(varint_field(4, count))
+        return rpc_pb2.RangeResponse.FromString(b"".join(parts))
 
     # --- put -------------------------------------------------------------------------------
 
@@ -224,6 +242,23 @@ class Applier:
             else:
                 response.responses.add(response_txn=self._apply_txn(op.request_txn, path))
         return response
+
+
+def _in_key_order(request: rpc_pb2.RangeRequest) -> bool:
+    """Whether a range asks for whole values in key order with no filter (any limit).
+
+    A single key is left to the plain-get path, which is faster for one value.
+    """
+    return bool(request.range_end) and not (
+        request.sort_target
+        or request.sort_order == _DESCEND
+        or request.keys_only
+        or request.count_only
+        or request.min_mod_revision
+        or request.max_mod_revision
+        or request.min_create_revision
+        or request.max_create_revision
+    )
 
 
 def _is_plain_get(request: rpc_pb2.RangeRequest) -> bool:
