@@ -18,7 +18,7 @@ import pytest
 from conftest import AsyncClientFacade
 
 from etcd_layers import AsyncClient, Client
-from etcd_layers.testing import EtcdServer
+from etcd_layers.testing import EtcdCluster
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -103,7 +103,7 @@ class Backend:
     Every client made here is closed with it.
     """
 
-    def __init__(self, *, server: EtcdServer | None = None, memory: Any = None) -> None:
+    def __init__(self, *, server: EtcdCluster | None = None, memory: Any = None) -> None:
         self.server = server
         self.memory = memory
         self._closers: list[Callable[[], object]] = []

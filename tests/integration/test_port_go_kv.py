@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import BACKENDS, memory_backend, skip_real_only
 
 from etcd_layers import Client, Compare, Op, SortOrder, SortTarget, errors
 from etcd_layers.base import DeleteResponse, GetResponse, PutResponse, TxnResponse
@@ -31,11 +32,24 @@ def server() -> Iterator[EtcdServer]:
         yield etcd
 
 
-@pytest.fixture(scope="module")
-def cli(server: EtcdServer) -> Iterator[Client]:
-    """A client on the module's server, with a deadline on every call (tests share it)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client with a deadline on every call, shared by the module's tests: on the module's
+    server, then on a MemoryEtcd."""
+    if request.param == "memory":
+        with memory_backend() as backend:
+            yield backend.client(timeout=TIMEOUT)
+        return
+    server: EtcdServer = request.getfixturevalue("server")
     with Client(server.endpoints, timeout=TIMEOUT, **server.client_options()) as client:
         yield client
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest, shared: Client) -> Client:
+    """The shared client (a test marked real_only is skipped on MemoryEtcd)."""
+    skip_real_only(request, request.node.callspec.params["shared"])
+    return shared
 
 
 @pytest.fixture(scope="module")
