@@ -59,8 +59,7 @@ class AsyncClientFacade:
     async def _connect(make: Callable[[], AsyncClient]) -> AsyncClient:
         client = make()  # on the loop: its channels belong to it
         try:
-            connect = getattr(client, "connect", None)  # a MemoryEtcd's client has nothing to dial
-            return await connect() if connect is not None else client
+            return await client.connect()
         except BaseException:
             await client.close()
             raise
@@ -219,8 +218,7 @@ async def backend_async_client(backend: Backend) -> AsyncIterator[AsyncClient]:
     """
     client = backend.make_async_client()()
     try:
-        connect = getattr(client, "connect", None)  # a MemoryEtcd's client has nothing to dial
-        yield await connect() if connect is not None else client
+        yield await client.connect()
     finally:
         await client.close()
 

@@ -47,9 +47,7 @@ class Made:
         self._sync: list[tuple[LeasingKV, Client]] = []
 
     async def client(self) -> AsyncClient:
-        client = self.backend.make_async_client(timeout=TIMEOUT)()
-        connect = getattr(client, "connect", None)  # a MemoryEtcd's client has nothing to dial
-        return await connect() if connect is not None else client
+        return await self.backend.make_async_client(timeout=TIMEOUT)().connect()
 
     async def aio(
         self, *, ttl: int = 30, max_keys: int | None = None, below: Any = None
