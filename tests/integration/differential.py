@@ -8,7 +8,7 @@ itself are named by the order they were granted in (`auto0`, `auto1`, ...); expl
 themselves. `view` turns any response or error into a plain value with those numbers
 translated, with cluster_id, member_id and raft_term left out, and with what etcd does not
 define left aside (inner txn headers, the order of `leases()` and of a lease's keys, and a
-remaining TTL, which real time moves; see `Side.ttl_view`).
+remaining TTL, which real time moves; see `ttl_agrees`).
 """
 
 from __future__ import annotations
