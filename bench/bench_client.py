@@ -1,12 +1,17 @@
 """Benchmark: Client.get/put against the floor of the same gRPC channel with no conversion.
 
-Run: .venv/bin/python bench/bench_client.py [--rounds N] [--calls N]
+Run: .venv/bin/python bench/bench_client.py [--rounds N] [--calls N] [--telemetry]
 
 Starts its own etcd (etcd_layers.testing). Measures, in one run and interleaved round by
 round, the Client and two floors on the same channel with a pre-serialized request:
 "raw" (response bytes not parsed at all) and "parsed" (protobuf parsing only, no conversion
 into etcd_layers' response objects). Prints median latencies and ratios, and the
 throughput of 16 threads sharing one client against 16 threads on the raw channel.
+
+With --telemetry, also a get with etcd_layers.telemetry on (the OpenTelemetry SDK, spans handed
+to a discarding exporter, metrics to an in-memory reader) against the same get with it off,
+interleaved. The cost of telemetry being off (one module-attribute test and one call frame per
+request) is measured against the code without it by `bench/ab.py BASE_REV bench_client.py`.
 """
 
 from __future__ import annotations
@@ -79,7 +84,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--threads-seconds", type=float, default=3.0)
+    parser.add_argument("--telemetry", action="store_true", help="also measure telemetry on")
     args = parser.parse_args()
+    if args.telemetry:
+        _telemetry_rows(args.rounds, args.calls)
+        return
     with EtcdCluster(1) as cluster, Client(cluster.endpoints) as cli:
         # The floor uses the client's own channel (same connection, same options).
         channel = cli._conn.endpoints[0].channel
@@ -160,6 +169,54 @@ def main() -> None:
         f"\n16 threads: client {(client_tput + client_tput_2) / 2:.0f}/s, "
         f"raw channel {(raw_tput + raw_tput_2) / 2:.0f}/s"
     )
+
+
+def _telemetry_rows(rounds: int, calls: int) -> None:
+    """A get with telemetry on (an SDK configured) against the same get with it off."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from etcd_layers import telemetry
+
+    class Discard(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Discard()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    with EtcdCluster(1) as cluster:
+        telemetry.enable(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        on = telemetry.active
+        instrumented = Client(cluster.endpoints)  # its channels note each attempt
+        telemetry.reset()
+        plain = Client(cluster.endpoints)
+        plain.put("bench/one", b"x" * 100)
+
+        def get_on() -> object:
+            telemetry.active = on
+            try:
+                return instrumented.get("bench/one")
+            finally:
+                telemetry.active = None
+
+        with plain, instrumented:
+            medians = _interleaved(
+                {"get telemetry off": lambda: plain.get("bench/one"), "get telemetry on": get_on},
+                rounds,
+                calls,
+            )
+    for name, value in medians.items():
+        print(f"{name:32} {value * 1e6:10.1f}us")
+    on_cost = medians["get telemetry on"] - medians["get telemetry off"]
+    ratio = medians["get telemetry on"] / medians["get telemetry off"]
+    print(f"\ntelemetry on / off: {ratio:.3f} ({on_cost * 1e6:+.1f}us per get)")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,19 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'etcd_layers' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def _debug_from_env() -> None:
+    """Apply ETCD_LAYERS_DEBUG (see etcd_layers.logs); a bad value warns, never breaks import."""
+    from etcd_layers import logs  # noqa: PLC0415 (only the standard library)
+
+    try:
+        logs.configure_from_env()
+    except ValueError as err:
+        import warnings  # noqa: PLC0415
+
+        warnings.warn(f"{err}; using debug", stacklevel=2)
+        logs.configure_from_env({"ETCD_LAYERS_DEBUG": "debug"})
+
+
+_debug_from_env()

@@ -258,6 +258,10 @@ class NotCapableError(EtcdError):
     """
 
 
+class OldClusterError(EtcdError):
+    """`reject_old_cluster=True` and a member runs etcd older than 3.4 (Go's ErrOldCluster)."""
+
+
 class RequestTimeoutError(EtcdError):
     """The server timed out serving the request (it may or may not have been applied)."""
 

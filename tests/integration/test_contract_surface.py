@@ -70,6 +70,8 @@ CLIENT_INIT: list[tuple[str, object]] = [
     ("auto_sync_interval", None),
     ("keepalive_time", None),
     ("keepalive_timeout", None),
+    ("interceptors", None),  # "Configuration and observability"
+    ("reject_old_cluster", False),
 ]
 
 RANGE_KEYWORDS: dict[str, object] = {"range_end": None, "prefix": False, "from_key": False}

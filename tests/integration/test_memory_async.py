@@ -108,3 +108,21 @@ async def test_memory_close_closes_the_async_clients_on_their_loop() -> None:
         await watch.next(timeout=5)
     with pytest.raises(errors.ClosedError):
         await client.get("k")
+
+
+async def test_memory_close_closes_an_async_client_that_only_made_unary_calls() -> None:
+    """An AsyncClient with no stream open is closed by MemoryEtcd.close() too."""
+    etcd = MemoryEtcd()
+    client = etcd.async_client(timeout=5)
+    await client.put("k", "v")
+    etcd.close()  # the client's close() runs as a task on this loop
+    for _ in range(200):  # bounded: 2 s
+        try:
+            await client.get("k")
+        except errors.ClosedError:
+            break
+        except errors.UnavailableError:
+            pass  # the store is closed; the client's own close() has not run yet
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the client was not closed")

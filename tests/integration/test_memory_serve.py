@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -78,13 +79,18 @@ def test_memory_serve_unimplemented_calls_raise_not_capable(
         method(served) if call == "defragment" else method()
 
 
-def test_memory_in_process_unimplemented_calls_raise_not_capable(etcd_memory: MemoryEtcd) -> None:
+def test_memory_in_process_unimplemented_calls_raise_not_capable(
+    etcd_memory: MemoryEtcd, tmp_path: Path
+) -> None:
     """In-process too, auth and maintenance calls other than status are not capable."""
     with etcd_memory.client(timeout=5) as local:
         with pytest.raises(errors.NotCapableError):
             local.auth_status()
         with pytest.raises(errors.NotCapableError):
             local.alarm_list()
+        with pytest.raises(errors.NotCapableError):
+            local.snapshot(tmp_path / "snapshot.db")
+        assert local.status(local.endpoints[0]).version == "3.5.1"
 
 
 def test_memory_serve_answers_the_async_client(served: str, etcd_memory: MemoryEtcd) -> None:

@@ -249,3 +249,98 @@ async def async_leasing_usage() -> None:
         assert typed.count >= 0
         async with await leasing.wrap(namespace.wrap(acli, "/tenant-a/"), "lease/") as cached:
             await cached.get("users/alice")
+
+
+def recipes_usage(cli: Client) -> None:
+    from etcd_layers.concurrency import (
+        Barrier,
+        DoubleBarrier,
+        PriorityQueue,
+        Queue,
+        RWMutex,
+        Session,
+    )
+
+    barrier = Barrier(namespace.wrap(cli, "/t/"), "gate")
+    barrier.hold()
+    barrier.release()
+    barrier.wait(timeout=None)
+    queue = Queue(cli, "jobs")
+    queue.enqueue(b"job")
+    item: bytes = queue.dequeue(timeout=5)
+    priority = PriorityQueue(cli, "work")
+    priority.enqueue("page", 0)
+    first: bytes = priority.dequeue()
+    assert item or first
+    with Session(cli, ttl=10) as session:
+        rw = RWMutex(session, "config")
+        rw.rlock(timeout=None)
+        rw.runlock()
+        rw.lock(timeout=5)
+        rw.unlock()
+        group = DoubleBarrier(session, "batch", 3)
+        group.enter(timeout=None)
+        group.leave(timeout=None)
+
+
+async def async_recipes_usage() -> None:
+    from etcd_layers import AsyncClient
+    from etcd_layers.concurrency import (
+        AsyncBarrier,
+        AsyncDoubleBarrier,
+        AsyncPriorityQueue,
+        AsyncQueue,
+        AsyncRWMutex,
+        AsyncSession,
+    )
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"]) as acli:
+        await AsyncBarrier(namespace.wrap(acli, "/t/"), "gate").wait(timeout=5)
+        queue = AsyncQueue(acli, "jobs")
+        await queue.enqueue("job")
+        item: bytes = await queue.dequeue(timeout=5)
+        await AsyncPriorityQueue(acli, "work").enqueue(item, 3)
+        async with AsyncSession(acli, ttl=10) as session:
+            rw = AsyncRWMutex(session, "config")
+            await rw.lock(timeout=5)
+            await rw.unlock()
+            await AsyncDoubleBarrier(session, "batch", 2).enter(timeout=5)
+
+
+def stm_fencing_resume_usage(cli: Client) -> None:
+    from etcd_layers.concurrency import STM, Election, Isolation, Mutex, Session, stm
+
+    def move(tx: STM) -> None:
+        src, dst = int(tx.get("acct/a")), int(tx.get("acct/b", "acct/c"))
+        tx.put("acct/a", str(src - 10), lease=0)
+        tx.put("acct/b", str(dst + 10))
+        tx.delete("acct/old")
+        assert tx.rev("acct/a") >= 0
+
+    resp: TxnResponse = stm(cli, move, isolation=Isolation.SERIALIZABLE, prefetch=["acct/a"])
+    assert resp.succeeded
+    assert stm(namespace.wrap(cli, "/t/"), move, timeout=5.0).succeeded
+    with Session(cli, ttl=10) as session, Mutex(session, "locks/report") as mutex:
+        token: int = mutex.revision
+        cli.txn(compare=[mutex.owner_compare()], success=[Op.put("token", str(token))])
+        election = Election.resume(session, "elections/x", b"elections/x/1", 5)
+        election.proclaim("v")
+
+
+async def async_stm_usage() -> None:
+    from etcd_layers import AsyncClient
+    from etcd_layers.concurrency import AsyncElection, AsyncMutex, AsyncSession, AsyncSTM, stm
+
+    async def move(tx: AsyncSTM) -> None:
+        src = int(await tx.get("acct/a"))
+        tx.put("acct/a", str(src - 10))
+        assert await tx.rev("acct/a") >= 0
+
+    async with AsyncClient(endpoints=["127.0.0.1:2379"]) as acli:
+        resp: TxnResponse = await stm(acli, move, timeout=5.0)
+        assert resp.succeeded
+        assert (await stm(namespace.wrap(acli, "/t/"), move)).succeeded
+        async with AsyncSession(acli, ttl=10) as session, AsyncMutex(session, "l") as mutex:
+            assert mutex.revision > 0
+            election = AsyncElection.resume(session, "e", b"e/1", 5)
+            await election.resign()

@@ -243,6 +243,7 @@ PLAIN = "insecure-transport: true\n"
         (PLAIN + "max-call-send-msg-size: 1024\nMaxCallRecvMsgSize: 4096",
          {"max_call_send_msg_size": 1024, "max_call_recv_msg_size": 4096}),
         (PLAIN + "username: root\npassword: pw", {"username": "root", "password": "pw"}),
+        (PLAIN + "reject-old-cluster: true", {"reject_old_cluster": True}),
         (PLAIN + "username: ''\ndial-timeout: null\nendpoints:", {}),  # empty and null: unset
         (PLAIN + "reject-old-cluster: false\ninsecure-skip-tls-verify: false\ntoken: ''\n"
          "permit-without-stream: false\nmax-unary-retries: 0\nca-file: ''\n"
@@ -285,7 +286,7 @@ def test_options_from_config_maps_go_keys(
             PLAIN + "insecure-skip-tls-verify: true",
             "insecure-skip-tls-verify: true is not supported",
         ),
-        (PLAIN + "reject-old-cluster: true", "reject-old-cluster: true is not supported yet"),
+        (PLAIN + "reject-old-cluster: 1", "reject-old-cluster: must be true or false"),
         (PLAIN + "token: abc", "token: JWT token authentication is not supported"),
         (PLAIN + "ca-file: ca.pem", "ca-file: .*use trusted-ca-file"),
         (PLAIN + "permit-without-stream: true", "permit-without-stream: not supported"),

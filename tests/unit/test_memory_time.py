@@ -145,7 +145,7 @@ def test_store_expire_takes_the_time_it_is_given() -> None:
 def test_progress_notifications_follow_the_clock(
     clock: ManualClock, etcd: MemoryEtcd, cli: Client
 ) -> None:
-    """A watch with progress_notify gets an empty response every 600 clock seconds."""
+    """A watch with progress_notify gets an empty response after 600 clock seconds."""
     watch = cli.watch("k", progress_notify=True)
     quiet = cli.watch("q")
     clock.advance(599)
@@ -154,6 +154,10 @@ def test_progress_notifications_follow_the_clock(
     clock.advance(1)
     progress = watch.next(timeout=5)
     assert (progress.events, progress.header.revision) == ([], etcd.revision)
+    clock.advance(10**9)  # one notification for the whole step, however many intervals
+    assert watch.next(timeout=5).events == []
+    with pytest.raises(TimeoutError):
+        watch.next(timeout=0.05)
     with pytest.raises(TimeoutError):
         quiet.next(timeout=0.05)
     watch.cancel()
@@ -169,3 +173,16 @@ def test_fragmented_watch_responses_arrive_whole(cli: Client) -> None:
     assert [event.kv.key for event in response.events] == [f"big/{i}".encode() for i in range(3)]
     assert cli.watch_stats().fragments >= 1
     watch.cancel()
+
+
+def test_manual_clock_steps_add_up_exactly() -> None:
+    """Ten advance(0.1) reach a deadline one second away, as one advance(1) does."""
+    clock = ManualClock()
+    with MemoryEtcd(clock=clock, min_lease_ttl=1) as etcd, etcd.client() as cli:
+        lease = cli.grant(1)
+        for _ in range(9):
+            clock.advance(0.1)
+        assert cli.time_to_live(lease.id).granted_ttl == 1
+        clock.advance(0.1)
+        assert clock.now() == 1.0
+        assert cli.time_to_live(lease.id).ttl == -1

@@ -21,9 +21,10 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
+from etcd_layers import telemetry
 from etcd_layers.base._aio_endpoint import AsyncEndpoint, new_async_channel, wait_any_ready
 from etcd_layers.base._balancer import Balancer
-from etcd_layers.base._endpoint import TLSConfig
+from etcd_layers.base._endpoint import DirectAnswer, TLSConfig, call_direct
 from etcd_layers.base._login import Login
 from etcd_layers.base._methods import AUTHENTICATE, Method
 from etcd_layers.base.deadline import Deadline
@@ -45,7 +46,7 @@ from etcd_layers.errors import (
 
 __all__ = ["AsyncConnection", "AsyncEndpoint"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 T = TypeVar("T")
 ResponseT = TypeVar("ResponseT")
@@ -84,13 +85,20 @@ class AsyncConnection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+        direct: DirectAnswer | None = None,
     ) -> None:
         self._tls = tls
         # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
         # it makes every endpoint's channel instead of gRPC.
         self._channel_factory = channel_factory
+        # With it, the transport answers unary requests itself (an in-process store has no
+        # connection to fail: no serialization, no retry loop); maintenance calls pinned to
+        # an address and the streams still go through the channels.
+        self._direct = direct
         self._options = options
+        self._interceptors = interceptors
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
         self._login_lock = asyncio.Lock()  # concurrent refusals of one token log in once
@@ -120,7 +128,11 @@ class AsyncConnection:
     def _new_channel(self, address: str) -> grpc.aio.Channel:
         if self._channel_factory is not None:
             return self._channel_factory(address)
-        return new_async_channel(address, self._tls, self._options)
+        interceptors = self._interceptors
+        instruments = telemetry.active
+        if instruments is not None:  # innermost, so it sees each attempt as it is sent
+            interceptors = (*interceptors, instruments.aio_interceptor(address))
+        return new_async_channel(address, self._tls, self._options, interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.
@@ -164,8 +176,9 @@ class AsyncConnection:
         return self._balancer.pick()
 
     def mark_failed(self, endpoint: AsyncEndpoint) -> None:
-        """Skip `endpoint` for a while after a transport failure."""
-        self._balancer.mark_failed(endpoint)
+        """Skip `endpoint` for a while after a transport failure (logged once per outage)."""
+        if self._balancer.mark_failed(endpoint) and len(self._balancer.items) > 1:
+            logger.info("endpoint %s failed; failing over to the others", endpoint.address)
 
     async def wait_connected(self, timeout: float) -> None:
         """Return once some endpoint has a ready channel (UnavailableError: none in time)."""
@@ -194,15 +207,24 @@ class AsyncConnection:
         async with self._login_lock:
             if login.outdated(seen_generation):
                 return
-            endpoint = self._balancer.pick()
-            try:
-                response = await endpoint.callable(AUTHENTICATE)(
-                    login.request(), timeout=deadline.remaining()
-                )
-            except grpc.RpcError as err:
-                login.refused(from_rpc_error(err), err)
-            else:
-                login.accept(response.token)
+            count = len(self._balancer.items)
+            for tried in range(1, count + 1):  # an unreachable endpoint: the next one
+                endpoint = self._balancer.pick()
+                try:
+                    response = await endpoint.callable(AUTHENTICATE)(
+                        login.request(), timeout=deadline.remaining()
+                    )
+                except grpc.RpcError as err:
+                    error = from_rpc_error(err)
+                    if not isinstance(error, UnavailableError) or tried >= count:
+                        login.refused(error, err)
+                        return  # a cluster without auth: no token needed
+                    self.mark_failed(endpoint)
+                    if deadline.expired():
+                        raise error from err
+                else:
+                    login.accept(response.token)
+                    return
 
     # --- calls ---------------------------------------------------------------------------
 
@@ -232,9 +254,30 @@ class AsyncConnection:
         """Send one unary request under the retry rule and return the reply.
 
         The arguments are Connection.call's: `timeout` covers the whole call, retries
-        included; `address` sends to that endpoint only (no failover).
+        included; `address` sends to that endpoint only (no failover). With telemetry on
+        (etcd_layers.telemetry), the request is a span.
         """
+        instruments = telemetry.active
+        if instruments is None:
+            return await self._call(method, request, timeout, idempotent, address)
+        return await instruments.async_call(
+            method.path,
+            request,
+            partial(self._call, method, request, timeout, idempotent, address),
+        )
+
+    async def _call(
+        self,
+        method: Method[ResponseT],
+        request: Message,
+        timeout: float | None,
+        idempotent: bool,
+        address: str | None,
+    ) -> ResponseT:
+        """Connection.call's body: the request under the retry rule, without telemetry."""
         self.check_open()
+        if self._direct is not None and address is None:
+            return call_direct(self._direct, method, request, self.max_send_size)
         data = request.SerializeToString()  # once: the size check and every attempt use it
         if len(data) > self.max_send_size:
             raise RequestTooLargeError(
@@ -361,6 +404,13 @@ class AsyncConnection:
                 unary=unary,
                 require_leader=self._require_leader,
                 can_login=can_login,
+            )
+            logger.debug(
+                "attempt on %s failed (%s: %s); %s",
+                failed.endpoint.address,
+                type(error).__name__,
+                error,
+                "logging in again" if action is Retry.LOGIN else "retrying after a back-off",
             )
             generation, failed = failed.generation, None
             if action is Retry.LOGIN:

@@ -33,17 +33,21 @@ _REGISTERED: Final[dict[str, Any]] = (
 
 
 def new_async_channel(
-    address: str, tls: TLSConfig | None, options: list[tuple[str, object]]
+    address: str,
+    tls: TLSConfig | None,
+    options: list[tuple[str, object]],
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
-    """Open a `grpc.aio` channel to `address`, secure when `tls` is given (no I/O yet)."""
+    """Open a `grpc.aio` channel to `address` (no I/O yet): secure when `tls` is given."""
+    chain = list(interceptors) or None
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=options)
+        return grpc.aio.insecure_channel(address, options=options, interceptors=chain)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
     )
     if tls.server_name:
         options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
-    return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=chain)
 
 
 class AsyncEndpoint:

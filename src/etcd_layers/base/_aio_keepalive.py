@@ -22,6 +22,7 @@ from etcd_layers.base._endpoint import serialize
 from etcd_layers.base._keepalive_schedule import NEVER, KeepAliveStats, Schedule
 from etcd_layers.base._methods import LEASE_KEEP_ALIVE_PATH
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base._stream_report import fail_gone_lease, fail_lost_leases
 from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.responses import LeaseKeepAliveResponse
 from etcd_layers.base.retry import Backoff, is_auth_refusal
@@ -29,7 +30,6 @@ from etcd_layers.errors import (
     ClosedError,
     DeadlineExceededError,
     EtcdError,
-    LeaseNotFoundError,
     UnavailableError,
     from_rpc_error,
 )
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncKeepAliveMixin", "AsyncRenewer"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 _Requests = asyncio.Queue[rpc_pb2.LeaseKeepAliveRequest | None]
 
@@ -158,10 +158,7 @@ class AsyncRenewer:
                 stream.send(lease_id)
         if due.stalled:  # no more sends or checks on it; the receiver opens the next one
             self._stream = None
-        for lease in due.lost:
-            error = f"no renewal of lease {lease.lease_id:x} was confirmed within its TTL"
-            for handle in lease.handles:
-                handle.responses.fail(LeaseNotFoundError(f"{error} ({lease.ttl}s): it may be gone"))
+        fail_lost_leases(due.lost)
         if due.stalled and stream is not None:
             logger.warning("keep-alive stream to %s stopped answering", stream.endpoint.address)
             self._conn.mark_failed(stream.endpoint)
@@ -245,8 +242,7 @@ class AsyncRenewer:
             return
         handles, gone = self._schedule.answered(message.ID, message.TTL, self._loop.time())
         if gone:
-            for handle in handles:
-                handle.responses.fail(LeaseNotFoundError(f"lease {message.ID:x} not found"))
+            fail_gone_lease(message.ID, handles)
             return
         response = LeaseKeepAliveResponse(_convert.header(message.header), message.ID, message.TTL)
         for handle in handles:

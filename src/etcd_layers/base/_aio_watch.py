@@ -14,15 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import grpc
 import grpc.aio
 
+from etcd_layers import telemetry
 from etcd_layers.base._aio_watch_handle import AsyncClientWatch
 from etcd_layers.base._endpoint import serialize
 from etcd_layers.base._methods import WATCH_PATH
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base._stream_report import watch_stream_ended
 from etcd_layers.base._watch_recovery import (
     BACKOFF,
     CLOSED,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncWatchStream"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 _PROBE_TICK: Final = 0.25
 _JOIN_TIMEOUT: Final = 10.0
@@ -292,6 +294,8 @@ class AsyncWatchStream:
             transport_failure=failure is not None and failure.code() in _RETRIED_CODES,
             has_credentials=self._conn.has_credentials,
         )
+        if not self._stop.is_set():
+            watch_stream_ended(endpoint.address, end, error, after)
         if after is After.NEXT:
             return 0.0
         if after is After.REAUTH:
@@ -317,9 +321,15 @@ class AsyncWatchStream:
         call = session.call
         mux, apply = self._mux, self._apply
         eof = grpc.aio.EOF
+        instruments = telemetry.active
         try:
             while (message := await call.read()) is not eof:
-                actions = mux.on_message(message)  # type: ignore[arg-type]  # EOF is excluded
+                response = cast(rpc_pb2.WatchResponse, message)  # EOF is excluded
+                if instruments is not None and response.events:
+                    instruments.watch_response(
+                        response.header.revision, response.events[-1].kv.mod_revision
+                    )
+                actions = mux.on_message(response)
                 if len(actions) == 1 and type(first := actions[0]) is Deliver:
                     watch = first.watch  # the usual case, inline
                     watch._items.append(first.response)

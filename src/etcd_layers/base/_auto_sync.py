@@ -19,7 +19,7 @@ from etcd_layers.errors import (
 if TYPE_CHECKING:
     pass
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 AUTO_SYNC_THREAD: Final = "etcd_layers.admin.autosync"
 # clientv3's autoSync gives each sync 5 seconds; so do we, whatever the client's default.

@@ -82,9 +82,15 @@ class Balancer(Generic[T]):
                 return item
         return min(items, key=lambda item: failed_at.get(item, 0.0))
 
-    def mark_failed(self, item: T) -> None:
-        """Skip `item` for the penalty's length after a transport failure."""
-        self._failed_at[item] = self._clock()
+    def mark_failed(self, item: T) -> bool:
+        """Skip `item` for the penalty's length after a transport failure.
+
+        Returns whether this failure is news: the item was not already being skipped.
+        """
+        now = self._clock()
+        at = self._failed_at.get(item)
+        self._failed_at[item] = now
+        return at is None or now - at > self._penalty
 
     def switch(self) -> T:
         """Pin to the next item (in the order given) and return it.

@@ -20,10 +20,13 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from etcd_layers import telemetry
 from etcd_layers.base._balancer import Balancer
 from etcd_layers.base._endpoint import (
+    DirectAnswer,
     Endpoint,
     TLSConfig,
+    call_direct,
     new_channel,
     parse_endpoint,
     serialize,
@@ -52,7 +55,7 @@ from etcd_layers.errors import (
 
 __all__ = ["Connection", "Endpoint", "TLSConfig", "parse_endpoint", "serialize"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 T = TypeVar("T")
 ResponseT = TypeVar("ResponseT")
@@ -87,13 +90,20 @@ class Connection:
         dial_timeout: float,
         max_send_size: int,
         clock: Callable[[], float] = time.monotonic,
+        interceptors: Sequence[object] = (),
         channel_factory: Callable[[str], grpc.Channel] | None = None,
+        direct: DirectAnswer | None = None,
     ) -> None:
         self._tls = tls
         # The seam for another transport (testing.MemoryEtcd's in-process channels): given,
         # it makes every endpoint's channel instead of gRPC.
         self._channel_factory = channel_factory
+        # With it, the transport answers unary requests itself (an in-process store has no
+        # connection to fail: no serialization, no retry loop); maintenance calls pinned to
+        # an address and the streams still go through the channels.
+        self._direct = direct
         self._options = options
+        self._interceptors = interceptors
         self._require_leader = require_leader
         self._login = Login(username, password, require_leader=require_leader)
         self._clock = clock
@@ -123,7 +133,11 @@ class Connection:
     def _new_channel(self, address: str) -> grpc.Channel:
         if self._channel_factory is not None:
             return self._channel_factory(address)
-        return new_channel(address, self._tls, self._options)
+        interceptors = self._interceptors
+        instruments = telemetry.active
+        if instruments is not None:  # innermost, so it sees each attempt as it is sent
+            interceptors = (*interceptors, instruments.interceptor(address))
+        return new_channel(address, self._tls, self._options, interceptors)
 
     def switch_endpoint(self) -> str:
         """Pin unary calls to the next endpoint (in the order given) and return its address.
@@ -171,8 +185,9 @@ class Connection:
         return self._balancer.pick()
 
     def mark_failed(self, endpoint: Endpoint) -> None:
-        """Skip `endpoint` for a while after a transport failure."""
-        self._balancer.mark_failed(endpoint)
+        """Skip `endpoint` for a while after a transport failure (logged once per outage)."""
+        if self._balancer.mark_failed(endpoint) and len(self._balancer.items) > 1:
+            logger.info("endpoint %s failed; failing over to the others", endpoint.address)
 
     def wait_connected(self, timeout: float) -> None:
         """Return once some endpoint has a ready channel (UnavailableError: none in time)."""
@@ -193,9 +208,19 @@ class Connection:
     def authenticate(self, deadline: Deadline, seen_generation: int | None = None) -> None:
         """Log in and attach the new token to every later call.
 
-        With `seen_generation`, do nothing if another thread renewed the token since.
+        With `seen_generation`, do nothing if another thread renewed the token since. An
+        endpoint that cannot be reached is skipped for the next one, as requests fail over.
         """
-        self._login.authenticate(self._balancer.pick(), deadline, seen_generation)
+        for tried in range(1, len(self._balancer.items) + 1):
+            endpoint = self._balancer.pick()
+            try:
+                self._login.authenticate(endpoint, deadline, seen_generation)
+            except UnavailableError:
+                self.mark_failed(endpoint)
+                if tried >= len(self._balancer.items) or deadline.expired():
+                    raise
+            else:
+                return
 
     # --- calls ---------------------------------------------------------------------------
 
@@ -219,6 +244,27 @@ class Connection:
     ) -> ResponseT:
         """Send one unary request under the retry rule and return the reply.
 
+        With telemetry on (etcd_layers.telemetry), the request is a span; see `_call`.
+        """
+        instruments = telemetry.active
+        if instruments is None:
+            return self._call(method, request, timeout, idempotent, address)
+        return instruments.sync_call(
+            method.path,
+            request,
+            partial(self._call, method, request, timeout, idempotent, address),
+        )
+
+    def _call(
+        self,
+        method: Method[ResponseT],
+        request: Message,
+        timeout: float | None,
+        idempotent: bool,
+        address: str | None,
+    ) -> ResponseT:
+        """Send one unary request under the retry rule and return the reply.
+
         Args:
             method: what to call.
             request: the request message.
@@ -229,6 +275,8 @@ class Connection:
                 retried there, until the deadline (or `dial_timeout` without one).
         """
         self.check_open()
+        if self._direct is not None and address is None:
+            return call_direct(self._direct, method, request, self.max_send_size)
         # Serialized once, here: the size check and every attempt use the same bytes.
         data = request.SerializeToString()
         if len(data) > self.max_send_size:
@@ -348,6 +396,13 @@ class Connection:
                 unary=unary,
                 require_leader=self._require_leader,
                 can_login=can_login,
+            )
+            logger.debug(
+                "attempt on %s failed (%s: %s); %s",
+                failed.endpoint.address,
+                type(error).__name__,
+                error,
+                "logging in again" if action is Retry.LOGIN else "retrying after a back-off",
             )
             generation, failed = failed.generation, None
             if action is Retry.LOGIN:

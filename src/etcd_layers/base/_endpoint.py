@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -11,9 +11,12 @@ import grpc
 from google.protobuf.message import Message
 
 from etcd_layers.base._methods import Method
-from etcd_layers.errors import UnavailableError
+from etcd_layers.errors import RequestTooLargeError, UnavailableError, from_rpc_error
 
 ResponseT = TypeVar("ResponseT")
+# A transport's own answer to a unary request: (method path, request) -> response message,
+# raising grpc.RpcError when refused. testing.MemoryEtcd's in-process store is one.
+DirectAnswer = Callable[[str, Message], object]
 
 
 def serialize(message: Message) -> bytes:
@@ -60,17 +63,25 @@ class TLSConfig:
 
 
 def new_channel(
-    address: str, tls: TLSConfig | None, options: list[tuple[str, object]]
+    address: str,
+    tls: TLSConfig | None,
+    options: list[tuple[str, object]],
+    interceptors: Sequence[object] = (),
 ) -> grpc.Channel:
-    """Open a channel to `address`, secure when `tls` is given."""
+    """Open a channel to `address`, secure when `tls` is given, through `interceptors`."""
     if tls is None:
-        return grpc.insecure_channel(address, options=options)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
-    )
-    if tls.server_name:
-        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
-    return grpc.secure_channel(address, credentials, options=options)
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+        )
+        if tls.server_name:
+            options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+        channel = grpc.secure_channel(address, credentials, options=options)
+    if interceptors:
+        # Every call and stream the client makes goes through channel.unary_unary & co.
+        return grpc.intercept_channel(channel, *interceptors)  # type: ignore[arg-type]
+    return channel
 
 
 class Endpoint:
@@ -150,3 +161,21 @@ def wait_any_ready(endpoints: Sequence[Endpoint], timeout: float) -> None:
     if not connected or not any(f.done() and not f.cancelled() for f in futures):
         addresses = [endpoint.address for endpoint in endpoints]
         raise UnavailableError(f"no endpoint of {addresses} answered within {timeout:g}s")
+
+
+def call_direct(
+    direct: DirectAnswer, method: Method[ResponseT], request: Message, max_send_size: int
+) -> ResponseT:
+    """Answer a unary request through a transport's direct path: no serialization, no retry.
+
+    The request size check and the error mapping are the gRPC path's.
+    """
+    size = request.ByteSize()
+    if size > max_send_size:
+        raise RequestTooLargeError(
+            f"request of {size} bytes exceeds max_call_send_msg_size ({max_send_size})"
+        )
+    try:
+        return direct(method.path, request)  # type: ignore[return-value]  # typed by the path
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import grpc
@@ -11,6 +12,8 @@ from etcd_layers.base._methods import AUTHENTICATE
 from etcd_layers.base._proto import rpc_pb2
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.errors import AuthNotEnabledError, EtcdError, from_rpc_error
+
+logger = logging.getLogger("etcd_layers.client")
 
 
 class Login:
@@ -91,4 +94,6 @@ class Login:
     def accept(self, token: str | None) -> None:
         """Attach `token` to every later call."""
         self.metadata = self._metadata(token)
+        if self.generation and token is not None:
+            logger.info("the auth token was refused or expired: logged in again")
         self.generation += 1

@@ -6,18 +6,38 @@ path fails before any connection; the asyncio client reads them in its construct
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import grpc
+import grpc.aio
+
 from etcd_layers.base._endpoint import TLSConfig, parse_endpoint
 from etcd_layers.base.checks import check_bool, check_int
 
-__all__ = ["DEFAULT_MAX_RECV", "DEFAULT_MAX_SEND", "Settings", "parse_endpoints", "settings"]
+__all__ = [
+    "DEFAULT_MAX_RECV",
+    "DEFAULT_MAX_SEND",
+    "Settings",
+    "check_interceptors",
+    "parse_endpoints",
+    "settings",
+]
 
 DEFAULT_MAX_SEND: Final = 2 * 1024 * 1024
 DEFAULT_MAX_RECV: Final = 2**31 - 1
+
+# What a grpc channel takes as interceptors: grpc.intercept_channel's four kinds for Client, and
+# grpc.aio's for AsyncClient (the two families are unrelated classes; neither takes the other).
+_SYNC_INTERCEPTORS: Final = (
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+)
+_AIO_INTERCEPTORS: Final = (grpc.aio.ClientInterceptor,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +54,8 @@ class Settings:
     dial_timeout: float
     max_send_size: int
     auto_sync_interval: float | None
+    interceptors: tuple[object, ...] = ()
+    reject_old_cluster: bool = False
 
 
 def _read_file(path: object, name: str) -> bytes | None:
@@ -106,8 +128,14 @@ def settings(
     auto_sync_interval: object,
     keepalive_time: object,
     keepalive_timeout: object,
+    *,
+    interceptors: object = None,
+    reject_old_cluster: object = False,
+    asyncio: bool = False,
 ) -> Settings:
     """Check the constructor's keywords (see Client) and return the connection's settings.
+
+    `asyncio` says which client asks, for the kind of interceptor it takes.
 
     Raises:
         TypeError: an argument of the wrong type.
@@ -129,6 +157,8 @@ def settings(
     sync_interval = positive_number(auto_sync_interval, "auto_sync_interval", optional=True)
     ping = positive_number(keepalive_time, "keepalive_time", optional=True)
     ping_timeout = positive_number(keepalive_timeout, "keepalive_timeout", optional=True)
+    chain = check_interceptors(interceptors, asyncio=asyncio)
+    reject_old = check_bool(reject_old_cluster, "reject_old_cluster")
     if (cert is None) != (key is None):
         # gRPC's C core aborts the whole process when given a key without its certificate.
         raise ValueError("cert and key must be given together (TLS client authentication)")
@@ -165,4 +195,34 @@ def settings(
         dial_timeout=dial,
         max_send_size=send,
         auto_sync_interval=sync_interval,
+        interceptors=chain,
+        reject_old_cluster=reject_old,
     )
+
+
+def check_interceptors(interceptors: object, *, asyncio: bool) -> tuple[object, ...]:
+    """Return the gRPC client interceptors given (None: none), in the order given.
+
+    Raises:
+        TypeError: not a list, or an item that is not an interceptor of the client's kind:
+            `grpc.UnaryUnaryClientInterceptor` (or its unary-stream, stream-unary and
+            stream-stream siblings) for Client, `grpc.aio.ClientInterceptor` for AsyncClient.
+    """
+    if interceptors is None:
+        return ()
+    if isinstance(interceptors, (str, bytes)) or not isinstance(interceptors, Sequence):
+        raise TypeError(
+            f"interceptors must be a list of gRPC client interceptors, "
+            f"not {type(interceptors).__name__}"
+        )
+    kinds = _AIO_INTERCEPTORS if asyncio else _SYNC_INTERCEPTORS
+    for index, item in enumerate(interceptors):
+        if not isinstance(item, kinds):
+            wanted = (
+                "a grpc.aio.ClientInterceptor (AsyncClient runs on grpc.aio)"
+                if asyncio
+                else "a grpc.UnaryUnaryClientInterceptor, UnaryStreamClientInterceptor, "
+                "StreamUnaryClientInterceptor or StreamStreamClientInterceptor"
+            )
+            raise TypeError(f"interceptors[{index}] must be {wanted}, not {type(item).__name__}")
+    return tuple(interceptors)

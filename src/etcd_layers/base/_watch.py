@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Final
 
 import grpc
 
+from etcd_layers import telemetry
 from etcd_layers.base._connection import serialize
 from etcd_layers.base._methods import WATCH_PATH
 from etcd_layers.base._proto import rpc_pb2
+from etcd_layers.base._stream_report import watch_stream_ended
 from etcd_layers.base._watch_handle import ClientWatch
 from etcd_layers.base._watch_recovery import (
     BACKOFF,
@@ -58,7 +60,7 @@ from etcd_layers.errors import (
 if TYPE_CHECKING:
     from etcd_layers.base._connection import Connection, Endpoint
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 _PROBE_TICK: Final = 0.25
 _JOIN_TIMEOUT: Final = 10.0
@@ -301,6 +303,8 @@ class _WatchStream:
             transport_failure=failure is not None and failure.code() in _RETRIED_CODES,
             has_credentials=self._conn.has_credentials,
         )
+        if not self._stop.is_set():
+            watch_stream_ended(endpoint.address, end, error, after)
         if after is After.NEXT:
             return 0.0
         if after is After.REAUTH:
@@ -328,8 +332,13 @@ class _WatchStream:
         call = session.call
         assert call is not None  # set before the session starts
         mux, lock, apply = self._mux, self.lock, self._apply
+        instruments = telemetry.active
         try:
             for message in call:
+                if instruments is not None and message.events:
+                    instruments.watch_response(
+                        message.header.revision, message.events[-1].kv.mod_revision
+                    )
                 with lock:
                     actions = mux.on_message(message)
                     if len(actions) == 1 and type(first := actions[0]) is Deliver:

@@ -8,12 +8,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import overload
+from typing import cast, overload
 
 import grpc
 import grpc.aio
 
-from etcd_layers import config
+from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
 from etcd_layers.base import _convert, _lease, _methods
 from etcd_layers.base._admin_core import endpoints_from_members
@@ -35,6 +35,7 @@ from etcd_layers.base._settings import (
 )
 from etcd_layers.base.async_protocols import AsyncKV
 from etcd_layers.base.checks import check_int, check_timeout
+from etcd_layers.base.cluster_version import refusal
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
@@ -49,7 +50,7 @@ from etcd_layers.errors import ClosedError, EtcdError, UnavailableError, from_rp
 
 __all__ = ["AsyncClient"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 _KV_OPS = (GetOp, PutOp, DeleteOp, TxnOp)
 
@@ -85,6 +86,8 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
         auto_sync_interval: float | None = None,
         keepalive_time: float | None = None,
         keepalive_timeout: float | None = None,
+        interceptors: Sequence[object] | None = None,
+        reject_old_cluster: bool = False,
     ) -> None:
         self._settings: Settings | None = settings(
             endpoints,
@@ -102,6 +105,9 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
             auto_sync_interval,
             keepalive_time,
             keepalive_timeout,
+            interceptors=interceptors,
+            reject_old_cluster=reject_old_cluster,
+            asyncio=True,
         )
         self._conn: AsyncConnection | None = None
         self._connecting = asyncio.Lock()
@@ -158,6 +164,7 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
             AuthFailedError: the user name or password is wrong.
             CanceledError: the client is closed.
         """
+        refused: BaseException | None = None
         async with self._connecting:
             if self._closed:
                 raise ClosedError("the client is closed")
@@ -165,6 +172,7 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
                 return self
             checked = self._settings
             assert checked is not None  # only from_connection leaves it out, connected
+            telemetry.refresh()  # an OpenTelemetry SDK configured since: instrument
             conn = AsyncConnection(
                 checked.addresses,
                 tls=checked.tls,
@@ -175,6 +183,7 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
                 default_timeout=checked.default_timeout,
                 dial_timeout=checked.dial_timeout,
                 max_send_size=checked.max_send_size,
+                interceptors=cast("tuple[grpc.aio.ClientInterceptor, ...]", checked.interceptors),
             )
             try:
                 await conn.wait_connected(checked.dial_timeout)
@@ -183,7 +192,22 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
                 await conn.close()
                 raise
             self._start(conn, checked.auto_sync_interval)
+            if checked.reject_old_cluster:  # under the lock: no call runs before the verdict
+                try:
+                    await self._refuse_old_cluster(checked.dial_timeout)
+                except BaseException as error:  # noqa: BLE001 (raised below, once closed)
+                    self._closed, refused = True, error
+        if refused is not None:
+            await self.close()  # takes the lock, so only out of it
+            raise refused
         return self
+
+    async def _refuse_old_cluster(self, timeout: float) -> None:
+        """Raise OldClusterError if a member runs etcd older than 3.4 (Go's checkVersion)."""
+        for address in self.endpoints:
+            error = refusal(address, (await self.status(address, timeout=timeout)).version)
+            if error is not None:
+                raise error
 
     def _start(self, connection: AsyncConnection, sync_interval: float | None) -> None:
         """Serve the calls over `connection` (connected, logged in)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import overload
 
-from etcd_layers import config
+from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
 from etcd_layers.base import _compact, _convert, _methods
 from etcd_layers.base._admin import AdminMixin
@@ -25,6 +25,7 @@ from etcd_layers.base._settings import (
 )
 from etcd_layers.base._watcher import WatchMixin
 from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.cluster_version import refusal
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
@@ -63,6 +64,12 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         keepalive_time: seconds between HTTP/2 keep-alive pings (None: gRPC's default).
         keepalive_timeout: seconds to wait for a ping's answer before the connection is
             considered dead.
+        interceptors: gRPC client interceptors (`grpc.UnaryUnaryClientInterceptor` and its
+            unary-stream, stream-unary and stream-stream siblings), in the order given, on every
+            call and stream of every endpoint.
+        reject_old_cluster: once connected, ask every endpoint for its status and refuse
+            (OldClusterError) a cluster with a member older than etcd 3.4, as Go's
+            RejectOldCluster.
 
     Raises:
         TypeError: an argument of the wrong type (before any I/O).
@@ -70,6 +77,7 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
             PEM, or `username` without `password` (before any I/O).
         UnavailableError: no endpoint answered within `dial_timeout`.
         AuthFailedError: the user name or password is wrong.
+        OldClusterError: `reject_old_cluster=True` and a member runs etcd older than 3.4.
     """
 
     def __init__(
@@ -89,6 +97,8 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         auto_sync_interval: float | None = None,
         keepalive_time: float | None = None,
         keepalive_timeout: float | None = None,
+        interceptors: Sequence[object] | None = None,
+        reject_old_cluster: bool = False,
     ) -> None:
         checked = settings(
             endpoints,
@@ -106,7 +116,10 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
             auto_sync_interval,
             keepalive_time,
             keepalive_timeout,
+            interceptors=interceptors,
+            reject_old_cluster=reject_old_cluster,
         )
+        telemetry.refresh()  # an OpenTelemetry SDK configured since: instrument
         self._conn = Connection(
             checked.addresses,
             tls=checked.tls,
@@ -117,6 +130,7 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
             default_timeout=checked.default_timeout,
             dial_timeout=checked.dial_timeout,
             max_send_size=checked.max_send_size,
+            interceptors=checked.interceptors,
         )
         try:
             self._conn.wait_connected(checked.dial_timeout)
@@ -125,6 +139,19 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
             self._conn.close()
             raise
         self._start(self._conn, checked.auto_sync_interval)
+        if checked.reject_old_cluster:
+            try:
+                self._refuse_old_cluster(checked.dial_timeout)
+            except BaseException:
+                self.close()
+                raise
+
+    def _refuse_old_cluster(self, timeout: float) -> None:
+        """Raise OldClusterError if a member runs etcd older than 3.4 (Go's checkVersion)."""
+        for address in self.endpoints:
+            error = refusal(address, self.status(address, timeout=timeout).version)
+            if error is not None:
+                raise error
 
     @classmethod
     def from_connection(

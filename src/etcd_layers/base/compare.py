@@ -93,6 +93,16 @@ class Compare:
         """Compare the lease id `key` is attached to (0 for none)."""
         return CompareOperand.of(key, range_end, prefix, CompareTarget.LEASE)
 
+    @staticmethod
+    def key_exists(key: StrOrBytes) -> Compare:
+        """Hold when `key` exists: Go's `clientv3util.KeyExists` (its version is above 0)."""
+        return Compare.version(key) > 0
+
+    @staticmethod
+    def key_missing(key: StrOrBytes) -> Compare:
+        """Hold when `key` does not exist: Go's `clientv3util.KeyMissing` (its version is 0)."""
+        return Compare.version(key) == 0
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CompareOperand:

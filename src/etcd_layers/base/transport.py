@@ -15,6 +15,7 @@ from typing import TypeVar
 from etcd_layers.base._aio_connection import AsyncConnection
 from etcd_layers.base._aio_keepalive_handle import AsyncKeepAliveHandle
 from etcd_layers.base._connection import Connection
+from etcd_layers.base._endpoint import DirectAnswer
 from etcd_layers.base._keepalive_handle import KeepAliveHandle
 from etcd_layers.base._proto import kv_pb2, rpc_pb2
 from etcd_layers.base._settings import DEFAULT_MAX_SEND
@@ -24,6 +25,7 @@ from etcd_layers.base.client import Client
 
 __all__ = [
     "AsyncKeepAliveHandle",
+    "DirectAnswer",
     "KeepAliveHandle",
     "async_client_over",
     "client_over",
@@ -43,6 +45,7 @@ def client_over(
     address: str,
     *,
     timeout: float | None = None,
+    direct: DirectAnswer | None = None,
 ) -> ClientT:
     """A connected `cls` (Client or a subclass) whose channels `channel_factory` makes.
 
@@ -51,6 +54,9 @@ def client_over(
         channel_factory: makes the channel of an endpoint, given its address.
         address: the one endpoint, as `host:port` (a name: no connection is made).
         timeout: the client's default deadline (None: none).
+        direct: the transport's own answer to unary requests, `(method path, request
+            message) -> response message`, raising grpc.RpcError when refused; it replaces
+            serialization and the retry loop (None: every call goes through the channels).
     """
     connection = Connection(
         [address],
@@ -63,6 +69,7 @@ def client_over(
         dial_timeout=_DIAL_TIMEOUT,
         max_send_size=DEFAULT_MAX_SEND,
         channel_factory=channel_factory,  # type: ignore[arg-type]  # speaks what gRPC's does
+        direct=direct,
     )
     return cls.from_connection(connection)
 
@@ -73,10 +80,12 @@ def async_client_over(
     address: str,
     *,
     timeout: float | None = None,
+    direct: DirectAnswer | None = None,
 ) -> AsyncClientT:
     """An `cls` (AsyncClient or a subclass) whose channels `channel_factory` makes.
 
-    It may be built off its event loop; its channels bind to the loop that first uses them.
+    The arguments are client_over's. It may be built off its event loop; its channels bind
+    to the loop that first uses them.
     """
     connection = AsyncConnection(
         [address],
@@ -89,5 +98,6 @@ def async_client_over(
         dial_timeout=_DIAL_TIMEOUT,
         max_send_size=DEFAULT_MAX_SEND,
         channel_factory=channel_factory,  # type: ignore[arg-type]  # speaks what grpc.aio's does
+        direct=direct,
     )
     return cls.from_connection(connection)

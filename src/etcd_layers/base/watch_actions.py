@@ -64,7 +64,12 @@ Action: TypeAlias = Send | Deliver[K] | Confirm[K] | End[K] | Abort
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """How a stream ended: the reason this client gave (None: it failed) and if it answered."""
+    """How a stream ended: the reason this client gave (None: it failed) and if it answered.
+
+    `carried` counts the watches it carried that go on: the next stream creates them again
+    from their resume points.
+    """
 
     reason: str | None
     answered: bool
+    carried: int = 0

@@ -65,7 +65,7 @@ __all__ = [  # the entries the multiplexer tracks are built by the shells, so th
     "cancel_request",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.client")
 
 QUEUE_LIMIT: Final = 1000  # events a watch holds for its consumer before it is paused
 PROBE_AFTER: Final = 1.0  # seconds of silence before a progress request probes the stream
@@ -218,13 +218,15 @@ class WatchMux(Generic[K]):
         if stream is None:
             return StreamEnd(None, answered=False)
         self._stream = None
+        carried = 0
         for entry in stream.by_id.values():
             if entry.phase is Phase.ACTIVE:
                 entry.phase = Phase.PENDING
+                carried += 1
         creating = stream.creating
         if creating is not None and creating.phase is Phase.CREATING:
             creating.phase = Phase.PENDING
-        return StreamEnd(stream.end_reason, stream.answered)
+        return StreamEnd(stream.end_reason, stream.answered, carried)
 
     def abort(self, reason: str) -> list[Action[K]]:
         """End the open stream on purpose (the first reason given is kept)."""

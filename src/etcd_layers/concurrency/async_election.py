@@ -23,7 +23,11 @@ from etcd_layers.concurrency._protocol import (
 )
 from etcd_layers.concurrency.async_mutex import checked_session, enqueued, wait_for_turn, withdraw
 from etcd_layers.concurrency.async_session import AsyncSession, AsyncSessionClient
-from etcd_layers.concurrency.election import ElectionNotLeaderError, NoElectionLeaderError
+from etcd_layers.concurrency.election import (
+    ElectionNotLeaderError,
+    NoElectionLeaderError,
+    check_resumed,
+)
 from etcd_layers.errors import CanceledError, CompactedError
 
 
@@ -49,7 +53,28 @@ class AsyncElection:
             raise ValueError("prefix must not be empty")  # as Election
         self._contenders = contenders_prefix(raw)
         self._key = lease_key(self._contenders, session.lease_id)
-        self._leadership: tuple[int, ResponseHeader] | None = None  # (revision, header)
+        self._leadership: tuple[int, ResponseHeader | None] | None = None  # (revision, header)
+
+    @classmethod
+    def resume(
+        cls,
+        session: AsyncSession,
+        prefix: StrOrBytes,
+        leader_key: StrOrBytes,
+        leader_revision: int,
+    ) -> Self:
+        """Return an AsyncElection that is already the leader with a key won before.
+
+        Go's `ResumeElection`; see `Election.resume`. No request is sent.
+
+        Raises:
+            TypeError: a wrong type.
+            ValueError: an empty prefix, a key not this session's, or a revision of 0.
+        """
+        election = cls(session, prefix)
+        revision = check_resumed(election.key, leader_key, leader_revision)
+        election._leadership = (revision, None)
+        return election
 
     @property
     def session(self) -> AsyncSession:
@@ -74,7 +99,7 @@ class AsyncElection:
 
     @property
     def header(self) -> ResponseHeader | None:
-        """The header of the response that confirmed the leadership (None if not leader)."""
+        """The header of the response that confirmed the leadership (None: not leader, resumed)."""
         leadership = self._leadership
         return None if leadership is None else leadership[1]
 

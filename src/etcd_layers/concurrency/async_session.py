@@ -21,7 +21,7 @@ from etcd_layers.base.deadline import Deadline
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, DEFAULT_TTL
 from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 # What the async concurrency recipes need: an AsyncClient, or any async layer stacked on one.
 AsyncSessionClient: TypeAlias = AsyncKVWatcherLease

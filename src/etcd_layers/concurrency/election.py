@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from etcd_layers._compat import Self
-from etcd_layers.base.checks import check_timeout
+from etcd_layers.base.checks import check_int, check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 from etcd_layers.base.protocols import Watch
@@ -48,7 +48,25 @@ class _Leadership:
     """A won campaign: the create revision of the leader key and the header that confirmed it."""
 
     revision: int
-    header: ResponseHeader
+    header: ResponseHeader | None  # None: resumed, not confirmed by a response of this object
+
+
+def check_resumed(key: bytes, leader_key: object, leader_revision: object) -> int:
+    """Check the arguments of `resume` against the candidate's own `key`; return the revision.
+
+    Raises:
+        TypeError: `leader_key` is not str or bytes, or `leader_revision` not an int.
+        ValueError: `leader_key` is not `key`, or `leader_revision` is not positive.
+    """
+    raw = to_bytes(leader_key, name="leader_key")
+    revision = check_int(leader_revision, "leader_revision")
+    if raw != key:
+        # Go takes any key; a key of another lease would then be written under this session's
+        # lease by proclaim() and dropped by resign(), so we refuse it.
+        raise ValueError(f"leader_key {raw!r} is not this session's key {key!r} in the election")
+    if revision == 0:
+        raise ValueError("leader_revision must be the leader key's create revision, not 0")
+    return revision
 
 
 class Election:
@@ -78,6 +96,39 @@ class Election:
         self._key = lease_key(self._contenders, session.lease_id)
         self._leadership: _Leadership | None = None  # swapped whole, as Mutex's state
 
+    @classmethod
+    def resume(
+        cls,
+        session: Session,
+        prefix: StrOrBytes,
+        leader_key: StrOrBytes,
+        leader_revision: int,
+    ) -> Self:
+        """Return an Election that is already the leader with a key it won before.
+
+        Go's `ResumeElection`, for a process that restarts and takes back the leadership it
+        held: give it the same session (for a new process, `Session(cli, lease_id=...)` with
+        the old lease) and the leader key and its create revision, as `leader()` or
+        `key`/`revision` told them. No
+        request is sent; `proclaim` and `resign` then act as leader, and fail or do nothing if
+        the key is gone or was created again meanwhile.
+
+        Args:
+            session: the session whose lease holds the leader key.
+            prefix: the election's name, as given to `Election(...)` (Go's `ResumeElection`
+                takes it with the "/" already appended; we append it, as the constructor does).
+            leader_key: the leader key, which must be this session's key in the election.
+            leader_revision: the leader key's create revision.
+
+        Raises:
+            TypeError: a wrong type.
+            ValueError: an empty prefix, a key not this session's, or a revision of 0.
+        """
+        election = cls(session, prefix)
+        revision = check_resumed(election.key, leader_key, leader_revision)
+        election._leadership = _Leadership(revision, None)
+        return election
+
     @property
     def session(self) -> Session:
         """The session whose lease the candidate's key is attached to."""
@@ -101,7 +152,7 @@ class Election:
 
     @property
     def header(self) -> ResponseHeader | None:
-        """The header of the response that confirmed the leadership (None if not leader)."""
+        """The header of the response that confirmed the leadership (None: not leader, resumed)."""
         leadership = self._leadership
         return None if leadership is None else leadership.header
 

@@ -29,7 +29,7 @@ from etcd_layers.concurrency._protocol import (
 from etcd_layers.concurrency.session import CLEANUP_TIMEOUT, Session, SessionExpiredError
 from etcd_layers.errors import CanceledError, DeadlineExceededError, EtcdError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 
 class LockNotHeldError(EtcdError):
@@ -94,6 +94,24 @@ class Mutex:
         """The header of the response that confirmed the lock (None if not locked here)."""
         holding = self._holding
         return None if holding is None else holding.header
+
+    @property
+    def revision(self) -> int:
+        """The fencing token: the create revision of this holder's key.
+
+        Every holder's key is created after the previous holder's was, so the tokens of
+        successive holders strictly increase, even past a holder whose session expired. Guard
+        a write in etcd with `owner_compare()` (it fails once the lock is lost); hand the token
+        to any other store, which keeps the highest token it has seen and refuses a write
+        carrying a lower one (see the README's "Fencing tokens").
+
+        Raises:
+            LockNotHeldError: this Mutex has not acquired the lock (or unlocked it).
+        """
+        holding = self._holding
+        if holding is None:
+            raise LockNotHeldError(f"the mutex {self._key!r} is not held")
+        return holding.revision
 
     def lock(self, *, timeout: float | None = None) -> None:
         """Block until this session holds the lock.

@@ -18,7 +18,7 @@ from etcd_layers.base.protocols import (
 )
 from etcd_layers.errors import CanceledError, EtcdError, LeaseNotFoundError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.concurrency")
 
 DEFAULT_TTL: Final = 60  # seconds, as Go's defaultSessionTTL
 THREAD_NAME: Final = "etcd_layers.concurrency.session"

@@ -67,7 +67,7 @@ def options_from_config(path: str | os.PathLike[str]) -> ClientOptions:
     Raises:
         ValueError: the file is missing or unreadable, is not YAML or not a mapping, or has an
             unknown key, a bad value, or a setting Client cannot honour (insecure-skip-tls-verify
-            or reject-old-cluster true, token, ...); the message names the file and the key.
+            true, token, ...); the message names the file and the key.
     """
     where = os.fspath(path)
     try:
@@ -104,10 +104,9 @@ def _yaml_options(where: str, values: Mapping[str, object]) -> ClientOptions:
         not flags["insecure-skip-tls-verify"],
         f"{where}: insecure-skip-tls-verify: true is not supported (Client always verifies)",
     )
-    require(
-        not flags["reject-old-cluster"], f"{where}: reject-old-cluster: true is not supported yet"
-    )
     found = {**_yaml_numbers(where, values), **_yaml_strings(where, values)}
+    if flags["reject-old-cluster"]:
+        found["reject_old_cluster"] = True
     # Go silently drops a certificate without its key, and the other way round.
     require(("cert" in found) == ("key" in found), f"{where}: give cert-file and key-file together")
     files = any(option in found for option in ("ca_cert", "cert", "key"))

@@ -30,6 +30,8 @@ class ClientOptions(TypedDict, total=False):
     auto_sync_interval: float | None
     keepalive_time: float | None
     keepalive_timeout: float | None
+    interceptors: Sequence[object] | None
+    reject_old_cluster: bool
 
 
 def parse_as(name: str, text: str, parse: Callable[[str], T]) -> T:

@@ -35,7 +35,7 @@ from etcd_layers.leasing._protocol import release_txn
 
 __all__ = ["AsyncLeasingBackend", "AsyncOwnership"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.leasing")
 
 _POLL: Final = 0.5  # seconds between looks at the release queue, should a wake-up be missed
 

@@ -25,7 +25,7 @@ from etcd_layers.leasing._entry import Entry, build_response, header_at
 from etcd_layers.leasing._evaluate import answer_get
 from etcd_layers.leasing._protocol import Acquired, Written
 from etcd_layers.leasing._releases import Release, ReleaseQueue
-from etcd_layers.leasing._stats import Counters, LeasingStats
+from etcd_layers.leasing._stats import Counters, LeasingStats, retire
 from etcd_layers.leasing._tombstones import Tombstones
 from etcd_layers.leasing._writes import (
     Settle,
@@ -288,6 +288,7 @@ class LeaseCache:
             self._evicted.clear()
             self._releases.clear()
             self._wakeup.notify_all()
+        retire(self._counts)
 
     # --- writes --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from etcd_layers.leasing._ownership import (
 )
 from etcd_layers.leasing._protocol import release_txn
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("etcd_layers.leasing")
 
 _POLL: Final = 0.5
 

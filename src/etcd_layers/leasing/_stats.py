@@ -1,8 +1,12 @@
-"""The leasing client's counters, and the public snapshot of them."""
+"""The leasing client's counters, the public snapshot of them, and their process totals."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
+
+from etcd_layers import telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class Counters:
     """
 
     __slots__ = (
+        "__weakref__",
         "acquisitions",
         "evictions",
         "hits",
@@ -49,6 +54,8 @@ class Counters:
     def __init__(self) -> None:
         self.hits = self.misses = self.acquisitions = self.revocations = 0
         self.evictions = self.releases = self.session_losses = 0
+        with _TOTALS_LOCK:
+            _LIVE.add(self)
 
     def snapshot(self, cached_keys: int) -> LeasingStats:
         """Return the counts as a `LeasingStats`, with `cached_keys` keys cached now."""
@@ -62,3 +69,46 @@ class Counters:
             session_losses=self.session_losses,
             cached_keys=cached_keys,
         )
+
+
+# The process's totals, for etcd_layers.telemetry: the live counters plus those of closed
+# leasing clients (so the sums never go down). Read without the caches' locks: a total may
+# lag a count being made, never lose it.
+_TOTALS_LOCK = threading.Lock()
+_LIVE: weakref.WeakSet[Counters] = weakref.WeakSet()
+_RETIRED = LeasingStats()
+
+
+def retire(counters: Counters) -> None:
+    """A leasing client closed: keep its counts in the totals."""
+    global _RETIRED  # noqa: PLW0603 (replaced whole, under the lock)
+    with _TOTALS_LOCK:
+        if counters in _LIVE:
+            _LIVE.discard(counters)
+            _RETIRED = _add(_RETIRED, counters.snapshot(0))
+
+
+def totals() -> LeasingStats:
+    """The counts of every leasing client of the process, closed ones included."""
+    with _TOTALS_LOCK:
+        total = _RETIRED
+        for counters in list(_LIVE):
+            total = _add(total, counters.snapshot(0))
+    return total
+
+
+def _add(a: LeasingStats, b: LeasingStats) -> LeasingStats:
+    return LeasingStats(
+        hits=a.hits + b.hits,
+        misses=a.misses + b.misses,
+        acquisitions=a.acquisitions + b.acquisitions,
+        revocations=a.revocations + b.revocations,
+        evictions=a.evictions + b.evictions,
+        releases=a.releases + b.releases,
+        session_losses=a.session_losses + b.session_losses,
+    )
+
+
+telemetry.observe_counter("etcd.leasing.hits", "{request}", lambda: totals().hits)
+telemetry.observe_counter("etcd.leasing.misses", "{request}", lambda: totals().misses)
+telemetry.observe_counter("etcd.leasing.revocations", "{revocation}", lambda: totals().revocations)

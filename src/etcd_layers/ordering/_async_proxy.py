@@ -22,6 +22,7 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._proxy import VIOLATIONS, OnViolation
+from etcd_layers.ordering._report import report_violation
 from etcd_layers.ordering._rule import stale_write_error
 
 
@@ -75,6 +76,7 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
             if revision >= seen:
                 floor.raise_to(revision)
                 return response
+            report_violation(revision, seen)
             error = stale_write_error(op, response, seen)
             if error is not None:
                 raise error  # a request that may have written is never sent twice

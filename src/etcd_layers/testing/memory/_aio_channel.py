@@ -189,9 +189,14 @@ class _Stream:
 class AsyncMemoryChannel:
     """The `grpc.aio` channel of one in-process AsyncClient endpoint to a MemoryEtcd."""
 
-    def __init__(self, etcd: MemoryEtcd) -> None:
+    def __init__(
+        self,
+        etcd: MemoryEtcd,
+        on_first_use: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+    ) -> None:
         self.etcd = etcd
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first call
+        self._on_first_use = on_first_use
         self._closed = False
         self._lock = threading.Lock()  # MemoryEtcd.close() may end the calls from any thread
         self._calls: set[AsyncStreamCall] = set()
@@ -201,6 +206,8 @@ class AsyncMemoryChannel:
         """Refuse a call on a closed channel, with grpc.aio's UsageError."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
+            if self._on_first_use is not None:
+                self._on_first_use(self.loop)
         if self._closed:
             raise grpc.aio.UsageError("Cannot invoke RPC: Channel closed!")
 

@@ -64,14 +64,8 @@ class Applier:
         keyspace = self.keyspace
         if _in_key_order(request) and request.revision in (0, keyspace.write_revision):
             return self._range_framed(request)
-        if _is_plain_get(request):  # the usual read, on a short path
-            found_kv = keyspace.get(request.key, keyspace.write_revision)
-            plain = rpc_pb2.RangeResponse()
-            plain.header.CopyFrom(self.header(keyspace.write_revision))
-            if found_kv is not None:
-                plain.kvs.append(found_kv)
-                plain.count = 1
-            return plain
+        if is_plain_get(request):
+            return self.plain_get(request.key)
         revision = keyspace.check_read(request.revision)
         found = keyspace.range(request.key, range_end(request.range_end), revision)
         response = rpc_pb2.RangeResponse(header=self.header(keyspace.write_revision))
@@ -100,6 +94,17 @@ class Applier:
         if request.keys_only:
             kvs = [_without_value(kv) for kv in kvs]
         response.kvs.extend(kvs)
+        return response
+
+    def plain_get(self, key: bytes) -> rpc_pb2.RangeResponse:
+        """The usual read, on a short path: one key at the current revision, no option."""
+        keyspace = self.keyspace
+        found = keyspace.get(key, keyspace.write_revision)
+        response = rpc_pb2.RangeResponse()
+        response.header.CopyFrom(self.header(keyspace.write_revision))
+        if found is not None:
+            response.kvs.append(found)
+            response.count = 1
         return response
 
     def _range_framed(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
@@ -261,7 +266,7 @@ def _in_key_order(request: rpc_pb2.RangeRequest) -> bool:
     )
 
 
-def _is_plain_get(request: rpc_pb2.RangeRequest) -> bool:
+def is_plain_get(request: rpc_pb2.RangeRequest) -> bool:
     """Whether a range request is one key at the current revision, with no option."""
     size = len(request.key)
     if size < 128:  # then only the key field makes it 2 + size bytes long on the wire

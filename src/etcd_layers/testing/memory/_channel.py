@@ -76,19 +76,24 @@ class _Unary:
         self._channel = channel
         self._path = path
         entry = UNARY.get(path)
-        self._request_type = None if entry is None else entry[0]
+        self._request_type: type[Message] = Message if entry is None else entry[0]
         self._answer = None if entry is None else channel.etcd.handler(path)
 
     def __call__(self, request: object, timeout: float | None = None, **_: Any) -> Message:
-        self._channel.check_open()
-        if self._channel.etcd.closed:
+        channel = self._channel
+        if channel.closed or channel.etcd.closed:
+            channel.check_open()  # ValueError for a closed channel, as grpcio's
             raise gone()
-        if self._request_type is None or self._answer is None:
+        answer = self._answer
+        if answer is None:
             raise RpcError.of(StoreError(*UNIMPLEMENTED))
         if timeout is not None and timeout <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        request_type = self._request_type
         try:
-            return self._answer(parse(self._request_type, request))
+            if type(request) is bytes:  # what the client sends
+                return answer(request_type.FromString(request))
+            return answer(parse(request_type, request))
         except StoreError as error:
             raise RpcError.of(error) from None
 
@@ -206,6 +211,11 @@ class MemoryChannel:
         self._lock = threading.Lock()
         self._calls: set[StreamCall] = set()
         self._unary: dict[str, _Unary] = {}
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() ran."""
+        return self._closed
 
     def check_open(self) -> None:
         """Refuse a call on a closed channel, with grpcio's ValueError."""

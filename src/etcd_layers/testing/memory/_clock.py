@@ -27,7 +27,9 @@ class ManualClock:
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = _check_seconds(start, "start")
+        # Whole nanoseconds, so that steps add up exactly (ten advance(0.1) make 1.0).
+        self._nanos = _nanoseconds(_check_seconds(start, "start"))
+        self._now = self._nanos / 1e9
         self._lock = threading.Lock()  # one advance() at a time; guards _now and _users
         self._users: list[Timed] = []
 
@@ -45,8 +47,10 @@ class ManualClock:
             TypeError: `seconds` is not a number.
             ValueError: `seconds` is negative or not finite.
         """
-        target = self._now + _check_seconds(seconds, "seconds")
+        step = _nanoseconds(_check_seconds(seconds, "seconds"))
         with self._lock:
+            target_nanos = self._nanos + step
+            target = target_nanos / 1e9
             for _ in range(1_000_000):  # bounded: each step does the earliest due work
                 due = [
                     (when, user)
@@ -59,7 +63,7 @@ class ManualClock:
                 when, user = min(due, key=lambda item: item[0])
                 self._now = max(self._now, when)
                 user.run_due(self._now)
-            self._now = target
+            self._nanos, self._now = target_nanos, target
             for user in list(self._users):
                 user.run_due(target)
 
@@ -84,6 +88,10 @@ def _check_seconds(value: object, name: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _nanoseconds(seconds: float) -> int:
+    return round(seconds * 1_000_000_000)
 
 
 def monotonic() -> float:

@@ -268,12 +268,18 @@ class MemoryEtcd:
         return frozenset(lease_id for lease_id, _ in self._keepers)
 
     def next_due(self) -> float | None:
-        """When the next lease expiry or progress notification is due, on the clock."""
+        """When the next lease expiry (and, in real time, progress notification) is due.
+
+        On a ManualClock progress notifications are not steps of their own: one advance()
+        that passes the interval sends one, however many intervals it spans.
+        """
         with self._lock:
             if self._closed:
                 return None
             expiry = self._store.next_expiry(self._kept())
-            progress = self._next_progress if self._store.watches.watcher_count else None
+            progress = None
+            if self._clock is None and self._store.watches.watcher_count:
+                progress = self._next_progress
         due = [when for when in (expiry, progress) if when is not None]
         return min(due) if due else None
 
@@ -287,8 +293,7 @@ class MemoryEtcd:
             self._store.expire(now, kept)
             if now >= self._next_progress:
                 self._store.progress()
-                while self._next_progress <= now:
-                    self._next_progress += PROGRESS_NOTIFY_INTERVAL
+                self._next_progress = now + PROGRESS_NOTIFY_INTERVAL
             self._deliver()
 
     def _run_timer(self) -> None:

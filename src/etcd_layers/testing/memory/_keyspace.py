@@ -228,12 +228,14 @@ class Keyspace:
         if self._log and self._log_start == revision:
             # A deletion at exactly `revision` is gone with the rest of the key's history.
             self._log[0] = [change for change in self._log[0] if change[1] is not None]
-        dead = [key for key, history in self._histories.items() if history.compact(revision)]
-        for key in dead:
-            del self._histories[key]
+        dead = {key for key, history in self._histories.items() if history.compact(revision)}
         if dead:
-            gone = set(dead)
-            self._keys = [key for key in self._keys if key not in gone]
+            # Rebuilt rather than deleted from: a dict never shrinks, and the memory should
+            # follow the keys that are left.
+            self._histories = {
+                key: history for key, history in self._histories.items() if key not in dead
+            }
+            self._keys = [key for key in self._keys if key not in dead]
 
     @property
     def key_count(self) -> int:

@@ -53,20 +53,22 @@ class Server:
                 request_deserializer=request_type.FromString,
                 response_serializer=response_type.SerializeToString,
             )
-        services["etcdserverpb.Watch"] = {
-            "Watch": grpc.stream_stream_rpc_method_handler(
-                self._watch,
-                request_deserializer=rpc_pb2.WatchRequest.FromString,
-                response_serializer=rpc_pb2.WatchResponse.SerializeToString,
-            )
-        }
-        services["etcdserverpb.Lease"]["LeaseKeepAlive"] = grpc.stream_stream_rpc_method_handler(
-            self._keep_alive,
-            request_deserializer=rpc_pb2.LeaseKeepAliveRequest.FromString,
-            response_serializer=rpc_pb2.LeaseKeepAliveResponse.SerializeToString,
+        streams = (
+            (WATCH, self._watch, rpc_pb2.WatchRequest, rpc_pb2.WatchResponse),
+            (
+                LEASE_KEEP_ALIVE,
+                self._keep_alive,
+                rpc_pb2.LeaseKeepAliveRequest,
+                rpc_pb2.LeaseKeepAliveResponse,
+            ),
         )
-        assert WATCH == "/etcdserverpb.Watch/Watch"
-        assert LEASE_KEEP_ALIVE == "/etcdserverpb.Lease/LeaseKeepAlive"
+        for path, serve, request_type, response_type in streams:
+            service, method = path[1:].split("/")
+            services.setdefault(service, {})[method] = grpc.stream_stream_rpc_method_handler(
+                serve,
+                request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString,
+            )
         self._server.add_generic_rpc_handlers(
             [
                 grpc.method_handlers_generic_handler(name, methods)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from etcd_layers.base.transport import rpc_pb2
-from etcd_layers.testing.memory._apply import Applier
+from etcd_layers.testing.memory._apply import Applier, is_plain_get
 from etcd_layers.testing.memory._checks import check_delete, check_put, check_range, check_txn
 from etcd_layers.testing.memory._errors import COMPACTED, FUTURE_REVISION, store_error
 from etcd_layers.testing.memory._keyspace import Keyspace
@@ -65,6 +65,8 @@ class Store:
 
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """KV.Range."""
+        if request.key and is_plain_get(request):  # nothing to check: the usual read
+            return self._applier.plain_get(request.key)
         check_range(request)
         return self._applier.range(request)
 
