@@ -1,26 +1,39 @@
-"""Run a module's sync tests against both client kinds: the Client, and the AsyncClient.
+"""Run a module's sync tests against both client kinds, on a real etcd and on MemoryEtcd.
 
-A module opts in by overriding its client fixture with `both_clients` (see test_kv.py). The
+A module opts in by overriding its client fixture with `both_clients` (see test_kv.py), or by
+building its clients and layers from `backend` and `store` (layer_kinds.Backend, Store). The
 AsyncClient is driven through `AsyncClientFacade`, a thin sync facade that runs it on an event
-loop in a thread of its own, so one test body checks both clients' answers and errors.
+loop in a thread of its own, so one test body checks both clients' answers and errors. Each
+such test runs on both BACKENDS: the session's real server, and a MemoryEtcd of its own
+(`etcd_layers.testing`, on real time). A test that only a real server can show (faults,
+several members, a restart, auth, TLS, admin calls) is marked `real_only` and skipped on
+MemoryEtcd.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Final, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
+import pytest_asyncio
 
 from etcd_layers import AsyncClient, Client
-from etcd_layers.testing import EtcdServer
+
+if TYPE_CHECKING:
+    from layer_kinds import Backend, Store
 
 T = TypeVar("T")
 
 CLIENT_KINDS: Final = ("Client", "AsyncClient")
+BACKENDS: Final = ("etcd", "memory")  # the session's real server, or a MemoryEtcd of the test's
+REAL_ONLY: Final = "real_only: shows what only a real etcd server does"
+# The rig's servers tick every 50 ms, which makes etcd's minimum lease TTL 1 s: the same here.
+MEMORY_MIN_LEASE_TTL: Final = 1
 
 
 class AsyncClientFacade:
@@ -151,11 +164,75 @@ def make_client() -> Callable[..., Client]:
     return client_of_kind
 
 
-@pytest.fixture(params=CLIENT_KINDS)
-def both_clients(request: pytest.FixtureRequest, etcd_server: EtcdServer) -> Iterator[Client]:
-    """A client on `etcd_server` of each kind in turn (the AsyncClient behind its facade)."""
-    client = client_of_kind(request.param, etcd_server.endpoints, **etcd_server.client_options())
+def skip_real_only(request: pytest.FixtureRequest, backend: str) -> None:
+    """Skip the requesting test on MemoryEtcd when it is marked `real_only`.
+
+    A test marked `memory_differs(reason)` is expected to fail there (strictly: once
+    MemoryEtcd answers as etcd does, the mark must go).
+    """
+    if backend != "memory":
+        return
+    if request.node.get_closest_marker("real_only") is not None:
+        pytest.skip(REAL_ONLY)
+    differs = request.node.get_closest_marker("memory_differs")
+    if differs is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=differs.args[0]))
+
+
+@contextlib.contextmanager
+def memory_backend() -> Iterator[Backend]:
+    """A MemoryEtcd on real time, as a Backend; it and every client made on it close after."""
+    from layer_kinds import Backend
+    from memory_kind import memory_etcd
+
+    with memory_etcd(manual_clock=False, min_lease_ttl=MEMORY_MIN_LEASE_TTL) as etcd:
+        made = Backend(memory=etcd)
+        try:
+            yield made
+        finally:
+            made.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """What the test's clients connect to: `etcd_server`, then a MemoryEtcd on real time."""
+    from layer_kinds import Backend
+
+    skip_real_only(request, request.param)
+    if request.param == "memory":
+        with memory_backend() as made:
+            yield made
+        return
+    made = Backend(server=request.getfixturevalue("etcd_server"))
     try:
-        yield client
+        yield made
     finally:
-        client.close()
+        made.close()
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def store(request: pytest.FixtureRequest, backend: Backend) -> Store:
+    """The backend, with clients of each kind in turn (see layer_kinds.Store)."""
+    from layer_kinds import Store
+
+    return Store(backend, request.param)
+
+
+@pytest_asyncio.fixture
+async def backend_async_client(backend: Backend) -> AsyncIterator[AsyncClient]:
+    """A connected AsyncClient on `backend`, on the test's event loop, closed after the test.
+
+    A module runs its asyncio tests on both backends by overriding `etcd_async_client` with it
+    (and `etcd_client` with `backend.client()`, for the sync side of mixed tests).
+    """
+    client = backend.make_async_client()()
+    try:
+        yield await client.connect()
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def both_clients(store: Store) -> Client:
+    """A client of each kind in turn (an asyncio one behind its facade), closed after the test."""
+    return store.client()

@@ -1,8 +1,10 @@
 """Run a sync layer test against the async layer too: a blocking facade over an async layer.
 
-`async_layer_of(make_layer, etcd_server)` builds the layer over an AsyncClient that runs on
-the event loop of conftest's `AsyncClientFacade`, and hands it out behind `BlockingLayer`,
-which awaits each coroutine call on that loop, so one test body checks both kinds of layer.
+`Store.layer(make_layer)` builds the layer over an AsyncClient that runs on the event loop
+of conftest's `AsyncClientFacade`, and hands it out behind `BlockingLayer`, which awaits each
+coroutine call on that loop, so one test body checks both kinds of layer. `Backend`
+(conftest's `backend` fixture) is what a test's clients connect to: the real `etcd_server`
+or a MemoryEtcd; `Store` (the `store` fixture) adds the kind of client.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import pytest
 from conftest import AsyncClientFacade
 
-from etcd_layers import AsyncClient
-from etcd_layers.testing import EtcdServer
+from etcd_layers import AsyncClient, Client
+from etcd_layers.testing import EtcdCluster
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -95,14 +97,79 @@ class BlockingLayer:
         self.run(self.layer.__aexit__(None, None, None))
 
 
-@contextlib.contextmanager
-def async_layer_of(
-    make_layer: Callable[[AsyncClient], object], etcd_server: EtcdServer, **options: Any
-) -> Iterator[Any]:
-    """Yield `make_layer(acli)` behind BlockingLayer, `acli` a connected AsyncClient."""
-    options = {**etcd_server.client_options(), **options}
-    facade = AsyncClientFacade(lambda: ASYNC_CLIENT(etcd_server.endpoints, **options))
-    try:
-        yield BlockingLayer(make_layer(facade.client), facade.run)
-    finally:
-        facade.close()
+class Backend:
+    """The store a test's clients connect to: the real `server`, or a MemoryEtcd (`memory`).
+
+    Every client made here is closed with it.
+    """
+
+    def __init__(self, *, server: EtcdCluster | None = None, memory: Any = None) -> None:
+        self.server = server
+        self.memory = memory
+        self._closers: list[Callable[[], object]] = []
+
+    @property
+    def name(self) -> str:
+        """ "memory" for a MemoryEtcd, "etcd" for a real server (see conftest.BACKENDS)."""
+        return "etcd" if self.memory is None else "memory"
+
+    def client(self, **options: Any) -> Client:
+        """A new sync client (`options` are Client's keywords; a MemoryEtcd's takes `timeout`)."""
+        if self.memory is not None:
+            client = cast(Client, self.memory.client(timeout=options.get("timeout")))
+        else:
+            assert self.server is not None
+            client = Client(self.server.endpoints, **{**self.server.client_options(), **options})
+        self._closers.append(client.close)
+        return client
+
+    def make_async_client(self, **options: Any) -> Callable[[], AsyncClient]:
+        """A maker of AsyncClients (to call on the event loop that will use the client)."""
+        if self.memory is not None:
+            memory = self.memory
+            return lambda: cast(AsyncClient, memory.async_client(timeout=options.get("timeout")))
+        server = self.server
+        assert server is not None
+        return lambda: ASYNC_CLIENT(server.endpoints, **{**server.client_options(), **options})
+
+    def async_client(self, **options: Any) -> Client:
+        """A new AsyncClient behind its sync facade (see conftest.AsyncClientFacade)."""
+        facade = AsyncClientFacade(self.make_async_client(**options))
+        self._closers.append(facade.close)
+        return cast(Client, facade)
+
+    def close(self) -> None:
+        """Close every client made here."""
+        with contextlib.ExitStack() as stack:
+            for close in self._closers:
+                stack.callback(close)
+        self._closers.clear()
+
+
+class Store:
+    """A backend and a kind of client ("Client" or "AsyncClient"): what one test runs on."""
+
+    def __init__(self, backend: Backend, kind: str) -> None:
+        self.backend = backend
+        self.kind = kind
+
+    def client(self, **options: Any) -> Client:
+        """A new client of the store's kind (an AsyncClient behind its sync facade)."""
+        if self.kind == "AsyncClient":
+            return self.backend.async_client(**options)
+        return self.backend.client(**options)
+
+    @contextlib.contextmanager
+    def layer(self, make_layer: Callable[[Any], object], **options: Any) -> Iterator[Any]:
+        """Yield `make_layer(client)` over a new client of the store's kind.
+
+        An async layer comes behind `BlockingLayer`, so that one test body checks both kinds.
+        """
+        if self.kind != "AsyncClient":
+            yield make_layer(self.client(**options))
+            return
+        facade = AsyncClientFacade(self.backend.make_async_client(**options))
+        try:
+            yield BlockingLayer(make_layer(facade.client), facade.run)
+        finally:
+            facade.close()

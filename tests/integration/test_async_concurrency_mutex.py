@@ -7,6 +7,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, Client, Op, SortOrder, SortTarget, errors, namespace
 from etcd_layers.base import AsyncKV
@@ -25,6 +26,18 @@ TTL = 2  # etcd's smallest lease TTL with the default election timeout
 LONG_TTL = 5  # sessions that must outlive the test (kept alive all along)
 REVOKED_TTL = 3  # renewed every second, so a session notices a revoke within about one
 WAIT = 20.0  # bound on every blocking step of a test
+
+
+@pytest.fixture
+def etcd_async_client(backend_async_client: AsyncClient) -> AsyncClient:
+    """An AsyncClient on the test's backend: the session's etcd, then a MemoryEtcd."""
+    return backend_async_client
+
+
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A sync client on the same backend."""
+    return backend.client()
 
 
 async def contenders(client: AsyncKV, prefix: bytes) -> list[bytes]:

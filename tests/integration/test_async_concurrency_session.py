@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, Client, errors
 from etcd_layers.concurrency import AsyncElection, AsyncMutex, AsyncSession, Mutex, Session
-from etcd_layers.testing import EtcdServer
 from etcd_layers.testing.plugin import EtcdClusterFactory
 
 pytestmark = pytest.mark.asyncio
@@ -16,6 +16,18 @@ pytestmark = pytest.mark.asyncio
 TTL = 2  # etcd's smallest lease TTL with the default election timeout
 LONG_TTL = 5  # sessions that must outlive the test (kept alive all along)
 REVOKED_TTL = 3  # renewed every second, so a session notices a revoke within about one
+
+
+@pytest.fixture
+def etcd_async_client(backend_async_client: AsyncClient) -> AsyncClient:
+    """An AsyncClient on the test's backend: the session's etcd, then a MemoryEtcd."""
+    return backend_async_client
+
+
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A sync client on the same backend."""
+    return backend.client()
 
 
 async def test_async_session_keeps_its_lease_alive_and_close_revokes_it(
@@ -55,11 +67,11 @@ async def test_async_session_done_fires_on_revoke(etcd_async_client: AsyncClient
     await session.close()  # the lease is gone already: nothing is raised
 
 
-async def test_async_session_done_fires_when_the_client_closes(etcd_server: EtcdServer) -> None:
+async def test_async_session_done_fires_when_the_client_closes(
+    backend_async_client: AsyncClient,
+) -> None:
     """Closing the client ends the keep-alive, so the session is done."""
-    client = await AsyncClient(
-        endpoints=etcd_server.endpoints, **etcd_server.client_options()
-    ).connect()
+    client = backend_async_client
     session = await AsyncSession(client, ttl=30)
     await client.close()
     await asyncio.wait_for(session.done.wait(), 5)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, errors
 from etcd_layers.base import AsyncKeepAlive, KeepAliveStats
@@ -19,11 +20,10 @@ MISSING_LEASE = 0x7E57_0000_0000_0ABC
 pytestmark = pytest.mark.asyncio
 
 
-@pytest_asyncio.fixture
-async def acli(etcd_server: EtcdServer) -> AsyncIterator[AsyncClient]:
-    """A connected AsyncClient on the session's server."""
-    async with AsyncClient(endpoints=etcd_server.endpoints) as cli:
-        yield cli
+@pytest.fixture
+def acli(backend_async_client: AsyncClient) -> AsyncClient:
+    """A connected AsyncClient on the session's server, then on a MemoryEtcd."""
+    return backend_async_client
 
 
 @pytest_asyncio.fixture
@@ -81,9 +81,11 @@ async def test_async_keep_alive_returns_after_the_first_renewal(acli: AsyncClien
     await acli.revoke(lease_id)
 
 
-async def test_async_keep_alive_stats_count_leases_and_handles(acli: AsyncClient) -> None:
+async def test_async_keep_alive_stats_count_leases_and_handles(
+    backend: Backend, acli: AsyncClient
+) -> None:
     """keep_alive_stats() counts the leases and handles kept alive and the renewals."""
-    async with AsyncClient(endpoints=acli.endpoints) as cli:
+    async with backend.make_async_client()() as cli:
         assert cli.keep_alive_stats() == KeepAliveStats()
         lease_id = (await cli.grant(30)).id
         async with await cli.keep_alive(lease_id), await cli.keep_alive(lease_id):
@@ -296,9 +298,11 @@ async def test_async_keep_alive_moves_with_set_endpoints(
         await cli.revoke(lease_id)
 
 
-async def test_async_keep_alive_canceled_start_stops_renewing(acli: AsyncClient) -> None:
+async def test_async_keep_alive_canceled_start_stops_renewing(
+    backend: Backend, acli: AsyncClient
+) -> None:
     """Cancelling the task awaiting keep_alive() leaves no handle behind; the client works on."""
-    async with AsyncClient(endpoints=acli.endpoints) as cli:
+    async with backend.make_async_client()() as cli:
         lease_id = (await cli.grant(30)).id
         task = asyncio.ensure_future(cli.keep_alive(lease_id))
         await asyncio.sleep(0)

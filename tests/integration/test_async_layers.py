@@ -9,12 +9,11 @@ of client; the one here gives the async layer an async policy.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
-import pytest_asyncio
-from layer_kinds import ASYNC_CLIENT, HAS_WATCH
+from layer_kinds import ASYNC_CLIENT, HAS_WATCH, Backend
 from test_ordering import StaleReadError, Violation, split
 
 from etcd_layers import AsyncClient, Client, Compare, Op, errors, namespace, ordering
@@ -39,12 +38,16 @@ pytestmark = pytest.mark.asyncio
 TIMEOUT = 10.0
 
 
-@pytest_asyncio.fixture
-async def acli(etcd_server: EtcdServer) -> AsyncIterator[AsyncKVWatcherLease]:
-    """An AsyncClient on the test's loop (with a skipping watch until the real one exists)."""
-    options = etcd_server.client_options()
-    async with ASYNC_CLIENT(etcd_server.endpoints, timeout=TIMEOUT, **options) as client:
-        yield cast(AsyncKVWatcherLease, client)
+@pytest.fixture
+def acli(backend_async_client: AsyncClient) -> AsyncKVWatcherLease:
+    """An AsyncClient on the test's backend and loop: the session's etcd, then a MemoryEtcd."""
+    return cast(AsyncKVWatcherLease, backend_async_client)
+
+
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A sync client on the same backend."""
+    return backend.client()
 
 
 # --- namespace: the same answers as the sync layer ------------------------------------------
@@ -203,7 +206,7 @@ async def test_async_ordering_stack_reads_and_writes_under_the_prefix(
     txn = await stack.txn([Compare.value("k") == "v"], [Op.get("k")], [])
     assert txn.succeeded
     assert etcd_client.get(etcd_key_prefix + b"k").kvs[0].value == b"v"
-    assert stack.endpoints == etcd_client.endpoints  # forwarded to the client
+    assert stack.endpoints == acli.endpoints  # type: ignore[attr-defined]  # forwarded to the client
 
 
 def async_client_on(cluster: EtcdCluster, members: list[Member]) -> AsyncClient:

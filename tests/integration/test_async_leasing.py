@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import wrapt
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, Client, Compare, Op, errors, leasing, namespace, ordering
 from etcd_layers.base import (
@@ -29,7 +30,6 @@ from etcd_layers.base import (
     Watcher,
 )
 from etcd_layers.leasing import AsyncLeasingClient, AsyncLeasingKV, LeasingKV
-from etcd_layers.testing import EtcdServer
 from etcd_layers.testing.linearizability import History, check
 
 TIMEOUT = 10.0
@@ -40,17 +40,14 @@ pytestmark = pytest.mark.asyncio
 class Made:
     """Makes leasing clients of both kinds on one prefix, each on its own client."""
 
-    def __init__(self, server: EtcdServer, prefix: bytes) -> None:
-        self.server = server
+    def __init__(self, backend: Backend, prefix: bytes) -> None:
+        self.backend = backend
         self.prefix = prefix
         self._async: list[tuple[AsyncLeasingClient, AsyncClient]] = []
         self._sync: list[tuple[LeasingKV, Client]] = []
 
     async def client(self) -> AsyncClient:
-        client = AsyncClient(
-            endpoints=self.server.endpoints, timeout=TIMEOUT, **self.server.client_options()
-        )
-        return await client.connect()
+        return await self.backend.make_async_client(timeout=TIMEOUT)().connect()
 
     async def aio(
         self, *, ttl: int = 30, max_keys: int | None = None, below: Any = None
@@ -64,7 +61,7 @@ class Made:
 
     def sync(self, *, below: Any = None) -> LeasingKV:
         """A sync leasing client (made from a thread: it blocks)."""
-        client = Client(endpoints=self.server.endpoints, timeout=TIMEOUT)
+        client = self.backend.client(timeout=TIMEOUT)
         wrapped = client if below is None else below(client)
         kv = leasing.wrap(wrapped, self.prefix, timeout=TIMEOUT)
         assert isinstance(kv, LeasingKV)
@@ -81,13 +78,25 @@ class Made:
 
 
 @pytest.fixture
+def etcd_async_client(backend_async_client: AsyncClient) -> AsyncClient:
+    """An AsyncClient on the test's backend: the session's etcd, then a MemoryEtcd."""
+    return backend_async_client
+
+
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A sync client on the same backend."""
+    return backend.client()
+
+
+@pytest.fixture
 def lease_prefix(etcd_key_prefix: bytes) -> bytes:
     return b"/aleasing" + etcd_key_prefix
 
 
 @pytest_asyncio.fixture
-async def make(etcd_server: EtcdServer, lease_prefix: bytes) -> AsyncIterator[Made]:
-    made = Made(etcd_server, lease_prefix)
+async def make(backend: Backend, lease_prefix: bytes) -> AsyncIterator[Made]:
+    made = Made(backend, lease_prefix)
     yield made
     await made.close()
 
@@ -240,7 +249,6 @@ async def test_async_leasing_max_keys_gives_back_the_least_recently_used_key(
 
 
 async def test_async_leasing_close_releases_every_leasing_key_and_the_session(
-    etcd_server: EtcdServer,
     etcd_async_client: AsyncClient,
     etcd_client: Client,
     p: Callable[[str], bytes],

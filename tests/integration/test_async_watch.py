@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, EventType, Op, errors
 from etcd_layers.base import AsyncWatch, watch_mux
@@ -32,11 +33,10 @@ def tuned_server() -> Iterator[EtcdServer]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def acli(etcd_server: EtcdServer) -> AsyncIterator[AsyncClient]:
-    """A connected AsyncClient on the session's server."""
-    async with AsyncClient(endpoints=etcd_server.endpoints) as cli:
-        yield cli
+@pytest.fixture
+def acli(backend_async_client: AsyncClient) -> AsyncClient:
+    """A connected AsyncClient on the session's server, then on a MemoryEtcd."""
+    return backend_async_client
 
 
 @pytest_asyncio.fixture
@@ -326,14 +326,14 @@ async def test_async_watch_bad_arguments_are_refused_before_any_io(
 
 
 async def test_async_watch_slow_consumer_is_paused_and_loses_nothing(
-    acli: AsyncClient, etcd_key_prefix: bytes, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, acli: AsyncClient, etcd_key_prefix: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A consumer that does not read holds a bounded queue while other watches flow, and
     reading later yields every event in order."""
     limit = 100
     monkeypatch.setattr(watch_mux, "QUEUE_LIMIT", limit)
     total = 1000
-    async with AsyncClient(endpoints=acli.endpoints) as cli:
+    async with backend.make_async_client()() as cli:
         slow = await cli.watch(etcd_key_prefix + b"s/", prefix=True)
         fast = await cli.watch(etcd_key_prefix + b"f")
         written = []
@@ -354,7 +354,7 @@ async def test_async_watch_slow_consumer_is_paused_and_loses_nothing(
 
 
 async def test_async_watch_storm_keeps_the_event_loop_responsive(
-    acli: AsyncClient, etcd_key_prefix: bytes
+    backend: Backend, acli: AsyncClient, etcd_key_prefix: bytes
 ) -> None:
     """While thousands of events arrive on many watches, a probe task's sleeps stay on time."""
     loop = asyncio.get_running_loop()
@@ -368,7 +368,7 @@ async def test_async_watch_storm_keeps_the_event_loop_responsive(
             lags.append(loop.time() - before - 0.01)
 
     total, watchers = 4000, 4
-    async with AsyncClient(endpoints=acli.endpoints) as writer:
+    async with backend.make_async_client()() as writer:
         watches = [await acli.watch(etcd_key_prefix, prefix=True) for _ in range(watchers)]
         probing = asyncio.ensure_future(probe())
         for start in range(0, total, 100):  # 100 keys per txn: 40 revisions, 4000 events

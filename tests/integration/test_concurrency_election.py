@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from layer_kinds import Backend
 
 from etcd_layers import Client, errors, namespace
 from etcd_layers.base.responses import GetResponse
@@ -19,7 +20,7 @@ from etcd_layers.concurrency import (
     Session,
     SessionExpiredError,
 )
-from etcd_layers.testing import EtcdServer, wait_until
+from etcd_layers.testing import wait_until
 
 TTL = 2  # etcd's smallest lease TTL with the default election timeout
 LONG_TTL = 5  # sessions that must outlive the test (kept alive all along)
@@ -27,10 +28,15 @@ WAIT = 20.0  # bound on every blocking step of a test
 
 
 @pytest.fixture
-def other_client(etcd_server: EtcdServer) -> Iterator[Client]:
-    """A second client on the same server, for a second candidate."""
-    with Client(endpoints=etcd_server.endpoints, **etcd_server.client_options()) as client:
-        yield client
+def etcd_client(backend: Backend) -> Client:
+    """A client on the test's backend: the session's etcd, then a MemoryEtcd on real time."""
+    return backend.client()
+
+
+@pytest.fixture
+def other_client(backend: Backend) -> Client:
+    """A second client on the same backend, for a second candidate."""
+    return backend.client()
 
 
 @pytest.fixture
@@ -150,7 +156,7 @@ def test_election_campaign_timeout_withdraws_the_candidate(
 
 
 def test_election_leader_failure_elects_the_next_and_observe_sees_it(
-    etcd_server: EtcdServer,
+    backend: Backend,
     other_client: Client,
     etcd_client: Client,
     etcd_key_prefix: bytes,
@@ -158,7 +164,7 @@ def test_election_leader_failure_elects_the_next_and_observe_sees_it(
 ) -> None:
     """A dead leader's lease expires, the next candidate leads, and observe() reports both."""
     name = etcd_key_prefix + b"election"
-    doomed_client = Client(endpoints=etcd_server.endpoints, **etcd_server.client_options())
+    doomed_client = backend.client()
     doomed = Election(Session(doomed_client, ttl=TTL), name)
     doomed.campaign("doomed", timeout=WAIT)
     with (

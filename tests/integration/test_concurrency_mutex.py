@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from conftest import BACKENDS, memory_backend, skip_real_only
 
 from etcd_layers import Client, Op, SortOrder, SortTarget, errors, namespace
 from etcd_layers.concurrency import LockNotHeldError, Mutex, Session, SessionExpiredError
@@ -21,9 +22,16 @@ REVOKED_TTL = 3  # renewed every second, so a session notices a revoke within ab
 WAIT = 20.0  # bound on every blocking step of a test
 
 
-@pytest.fixture
-def clients(etcd_cluster: EtcdCluster) -> Iterator[list[Client]]:
-    """One client per member, so contenders reach the lock through different servers."""
+@pytest.fixture(params=BACKENDS)
+def clients(request: pytest.FixtureRequest) -> Iterator[list[Client]]:
+    """One client per member of `etcd_cluster`, so contenders reach the lock through different
+    servers; then three clients of a MemoryEtcd."""
+    skip_real_only(request, request.param)
+    if request.param == "memory":
+        with memory_backend() as backend:
+            yield [backend.client() for _ in range(3)]
+        return
+    etcd_cluster: EtcdCluster = request.getfixturevalue("etcd_cluster")
     with contextlib.ExitStack() as stack:
         yield [
             stack.enter_context(
@@ -176,6 +184,7 @@ def test_mutex_lock_timeout_leaves_no_waiter_key(
 
 
 @pytest.mark.parametrize("failure", ["orphan", "close_client", "partition"])
+@pytest.mark.real_only  # black-holes a member's traffic
 def test_mutex_lost_holder_hands_the_lock_to_the_next_waiter(
     etcd_cluster: EtcdCluster,
     clients: list[Client],

@@ -8,13 +8,20 @@ import threading
 import time
 
 import pytest
+from layer_kinds import Backend
 
 from etcd_layers import Client, concurrency, errors, namespace
 from etcd_layers.concurrency import Mutex, Session
-from etcd_layers.testing import EtcdServer, wait_until
+from etcd_layers.testing import wait_until
 from etcd_layers.testing.plugin import EtcdClusterFactory
 
 TTL = 2  # etcd's smallest lease TTL with the default election timeout
+
+
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A client on the test's backend: the session's etcd, then a MemoryEtcd on real time."""
+    return backend.client()
 
 
 def test_session_keeps_its_lease_alive_past_the_ttl(etcd_client: Client) -> None:
@@ -39,10 +46,10 @@ def test_session_close_revokes_the_lease_and_its_keys(
     assert etcd_client.get(etcd_key_prefix + b"owned").count == 0
 
 
-def test_session_done_fires_on_revoke(etcd_client: Client, etcd_server: EtcdServer) -> None:
+def test_session_done_fires_on_revoke(etcd_client: Client, backend: Backend) -> None:
     """A lease revoked by someone else ends the session: done, callbacks, LeaseNotFoundError."""
     fired = threading.Event()
-    with Client(endpoints=etcd_server.endpoints, **etcd_server.client_options()) as other:
+    with backend.client() as other:
         session = Session(etcd_client, ttl=3)
         session.on_done(fired.set)
         other.revoke(session.lease_id)
@@ -79,9 +86,9 @@ def test_session_done_fires_on_expiry(etcd_cluster_factory: EtcdClusterFactory) 
     assert elapsed < TTL + 4  # announced within about the TTL, not after some long timeout
 
 
-def test_session_done_fires_when_the_client_closes(etcd_server: EtcdServer) -> None:
+def test_session_done_fires_when_the_client_closes(backend: Backend) -> None:
     """Closing the client ends the keep-alive, so the session is done."""
-    client = Client(endpoints=etcd_server.endpoints, **etcd_server.client_options())
+    client = backend.client()
     session = Session(client, ttl=30)
     client.close()
     assert session.done.wait(5)

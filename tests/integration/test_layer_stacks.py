@@ -8,9 +8,10 @@ every Python under test, so each version builds the demo's stacks and checks the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
+from layer_kinds import Backend
 
 from etcd_layers import AsyncClient, Client, Op, leasing, namespace, ordering
 from etcd_layers.base import KV, AsyncKV, GetResponse, Lease, Watch, Watcher
@@ -20,11 +21,10 @@ from etcd_layers.testing import EtcdServer
 TIMEOUT = 10.0
 
 
-@pytest.fixture(scope="module")
-def cli(etcd_server: EtcdServer) -> Iterator[Client]:
-    """One client for the module."""
-    with Client(etcd_server.endpoints, timeout=TIMEOUT, **etcd_server.client_options()) as c:
-        yield c
+@pytest.fixture
+def cli(backend: Backend) -> Client:
+    """A client on the test's backend: the session's etcd, then a MemoryEtcd."""
+    return backend.client(timeout=TIMEOUT)
 
 
 def test_stack_ordering_leasing_namespace_reads_and_writes(

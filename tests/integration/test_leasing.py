@@ -16,10 +16,9 @@ from typing import Any, cast
 import pytest
 import wrapt
 from conftest import AsyncClientFacade
-from layer_kinds import BlockingLayer
+from layer_kinds import Backend, BlockingLayer
 
 from etcd_layers import (
-    AsyncClient,
     Client,
     Compare,
     EventType,
@@ -47,11 +46,11 @@ class Leasing:
     and sync and async leasing clients coordinating on one prefix.
     """
 
-    def __init__(self, endpoints: list[str], prefix: bytes, kind: str = "sync") -> None:
-        self.endpoints = endpoints
+    def __init__(self, backend: Backend, prefix: bytes, kind: str = "sync") -> None:
+        self.backend = backend
         self.prefix = prefix
         self.kind = kind
-        self._made: list[tuple[LeasingKV, Client]] = []
+        self._made: list[LeasingKV] = []  # their clients are the backend's, closed with it
         self._made_async: list[tuple[BlockingLayer, AsyncClientFacade]] = []
 
     def __call__(
@@ -60,15 +59,15 @@ class Leasing:
         """Make a leasing client; `within` puts it (leasing keys too) inside a namespace."""
         if self.kind == "mixed" and len(self._made_async) <= len(self._made):
             return self._make_async(ttl, max_keys, within)
-        client = Client(endpoints=self.endpoints, timeout=TIMEOUT)
+        client = self.backend.client(timeout=TIMEOUT)
         below: Any = client if within is None else namespace.wrap(client, within)
         kv = leasing.wrap(below, self.prefix, ttl=ttl, max_keys=max_keys, timeout=TIMEOUT)
         assert isinstance(kv, LeasingKV)
-        self._made.append((kv, client))
+        self._made.append(kv)
         return kv
 
     def _make_async(self, ttl: int, max_keys: int | None, within: bytes | None) -> LeasingKV:
-        facade = AsyncClientFacade(lambda: AsyncClient(endpoints=self.endpoints, timeout=TIMEOUT))
+        facade = AsyncClientFacade(self.backend.make_async_client(timeout=TIMEOUT))
         below: Any = facade.client if within is None else namespace.wrap(facade.client, within)
         opening = leasing.wrap(below, self.prefix, ttl=ttl, max_keys=max_keys, timeout=TIMEOUT)
         layer = facade.run(opening)
@@ -78,9 +77,8 @@ class Leasing:
         return cast(LeasingKV, kv)  # speaks the same calls, blocking
 
     def close(self) -> None:
-        for kv, client in self._made:
+        for kv in self._made:
             kv.close()
-            client.close()
         for akv, facade in self._made_async:
             akv.close()
             facade.close()
@@ -91,12 +89,18 @@ def lease_prefix(etcd_key_prefix: bytes) -> bytes:
     return b"/leasing" + etcd_key_prefix
 
 
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A plain client on the test's backend (etcd, or MemoryEtcd), to seed and inspect."""
+    return backend.client(timeout=TIMEOUT)
+
+
 @pytest.fixture(params=["sync", "mixed"])
 def make(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, lease_prefix: bytes
+    request: pytest.FixtureRequest, backend: Backend, lease_prefix: bytes
 ) -> Iterator[Leasing]:
     """Sync leasing clients; or, "mixed", async and sync ones in turn, an async one first."""
-    factory = Leasing(etcd_server.endpoints, lease_prefix, request.param)
+    factory = Leasing(backend, lease_prefix, request.param)
     yield factory
     factory.close()
 
@@ -890,14 +894,14 @@ class HeldAnswers(wrapt.ObjectProxy):  # type: ignore[type-arg]  # wraps a Clien
 
 
 def test_leasing_owner_never_answers_from_memory_while_its_write_is_in_flight(
-    etcd_server: EtcdServer, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
+    backend: Backend, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
 ) -> None:
     """etcd issue 20704: once others can see a write, the writer's memory cannot hide it.
 
     The owner's put is applied but its answer held back; a plain client reads the new value;
     a read through the owner that starts after that must not answer the old value.
     """
-    below = HeldAnswers(Client(endpoints=etcd_server.endpoints, timeout=TIMEOUT))
+    below = HeldAnswers(backend.client(timeout=TIMEOUT))
     owner = leasing.wrap(below, lease_prefix, timeout=TIMEOUT)  # type: ignore[call-overload]  # proxied
     try:
         etcd_client.put(p("k"), "old")
@@ -947,10 +951,10 @@ def test_leasing_stats_count_hits_misses_acquisitions_and_revocations(
 
 
 def test_leasing_close_releases_every_leasing_key_and_the_session(
-    etcd_server: EtcdServer, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
+    backend: Backend, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
 ) -> None:
     """close() deletes our leasing keys and revokes the session lease; the client stays open."""
-    with Client(endpoints=etcd_server.endpoints) as client:
+    with backend.client() as client:
         kv = leasing.wrap(client, lease_prefix)
         for name in ("a", "b"):
             kv.get(p(name))
@@ -1052,10 +1056,10 @@ def test_leasing_failed_compare_and_set_of_an_owned_key_is_answered_from_memory(
 
 
 def test_leasing_stops_answering_when_the_client_underneath_is_closed(
-    etcd_server: EtcdServer, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
+    backend: Backend, etcd_client: Client, p: Callable[[str], bytes], lease_prefix: bytes
 ) -> None:
     """Closing the client first ends leasing too: memory forgets, and calls fail as closed."""
-    client = Client(endpoints=etcd_server.endpoints)
+    client = backend.client()
     kv = leasing.wrap(client, lease_prefix)
     etcd_client.put(p("k"), "v")
     kv.get(p("k"))

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CLIENT_KINDS
-from layer_kinds import async_layer_of
+from layer_kinds import Backend, Store
 
 from etcd_layers import (
     Client,
@@ -48,16 +47,16 @@ def prefix(base: bytes) -> bytes:
     return base + b"ns/"
 
 
-@pytest.fixture(params=CLIENT_KINDS)
-def ns(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_client: Client, prefix: bytes
-) -> Iterator[KVWatcherLease]:
-    """The namespace over the Client, and over an AsyncClient (behind a blocking facade)."""
-    if request.param == "Client":
-        yield namespace.wrap(etcd_client, prefix)
-        return
-    make = functools.partial(namespace.wrap, prefix=prefix)
-    with async_layer_of(make, etcd_server, timeout=TIMEOUT) as layer:
+@pytest.fixture
+def etcd_client(backend: Backend) -> Client:
+    """A plain client on the test's backend (etcd, or MemoryEtcd), to seed and inspect."""
+    return backend.client(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def ns(store: Store, prefix: bytes) -> Iterator[KVWatcherLease]:
+    """The namespace over a client of each kind (an async layer behind a blocking facade)."""
+    with store.layer(functools.partial(namespace.wrap, prefix=prefix), timeout=TIMEOUT) as layer:
         yield layer
 
 
@@ -530,6 +529,7 @@ def test_namespace_is_safe_to_share_between_threads(
     assert {kv.value for kv in stored.kvs} == {b"again"}
 
 
+@pytest.mark.real_only  # drops connections
 def test_namespace_watch_resumes_translated_after_dropped_connections(
     etcd_server: EtcdServer, etcd_client: Client, ns: KVWatcherLease
 ) -> None:

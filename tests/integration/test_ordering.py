@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from conftest import CLIENT_KINDS, AsyncClientFacade
-from layer_kinds import ASYNC_CLIENT, BlockingLayer
+from layer_kinds import ASYNC_CLIENT, BlockingLayer, Store
 
 from etcd_layers import Client, Compare, Op, errors, namespace, ordering
 from etcd_layers.base import GetResponse, Response
@@ -164,12 +164,13 @@ def test_ordering_module_docstring_example_runs(
 
 
 def test_ordering_forwards_watches_leases_and_endpoints(
-    etcd_client: Client, etcd_key_prefix: bytes
+    store: Store, etcd_key_prefix: bytes
 ) -> None:
     """What the layer does not check (watch, lease calls, endpoints) reaches the client."""
-    kv = ordering.wrap(etcd_client)
+    cli = store.client(timeout=CALL_TIMEOUT)
+    kv = checked_by(cli, ordering.wrap)
     key = etcd_key_prefix + b"k"
-    assert kv.endpoints == etcd_client.endpoints
+    assert kv.endpoints == cli.endpoints
     lease = kv.grant(30)
     with kv.watch(key) as watch:
         put = kv.put(key, b"v", lease=lease.id)

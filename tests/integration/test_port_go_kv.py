@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import BACKENDS, memory_backend, skip_real_only
 
 from etcd_layers import Client, Compare, Op, SortOrder, SortTarget, errors
 from etcd_layers.base import DeleteResponse, GetResponse, PutResponse, TxnResponse
@@ -31,11 +32,24 @@ def server() -> Iterator[EtcdServer]:
         yield etcd
 
 
-@pytest.fixture(scope="module")
-def cli(server: EtcdServer) -> Iterator[Client]:
-    """A client on the module's server, with a deadline on every call (tests share it)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client with a deadline on every call, shared by the module's tests: on the module's
+    server, then on a MemoryEtcd."""
+    if request.param == "memory":
+        with memory_backend() as backend:
+            yield backend.client(timeout=TIMEOUT)
+        return
+    server: EtcdServer = request.getfixturevalue("server")
     with Client(server.endpoints, timeout=TIMEOUT, **server.client_options()) as client:
         yield client
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest, shared: Client) -> Client:
+    """The shared client (a test marked real_only is skipped on MemoryEtcd)."""
+    skip_real_only(request, request.node.callspec.params["shared"])
+    return shared
 
 
 @pytest.fixture(scope="module")
@@ -639,6 +653,9 @@ def test_kv_call_after_close_raises_canceled_at_once(
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.memory_differs(
+    "MemoryEtcd answers a call whose deadline is already spent; gRPC raises DeadlineExceeded"
+)
 def test_kv_get_with_a_spent_deadline_leaves_the_client_usable(cli: Client, prefix: bytes) -> None:
     """A get past its deadline raises DeadlineExceededError; the next works (TestKVGetCancel)."""
     with pytest.raises(errors.DeadlineExceededError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import pytest
+from conftest import BACKENDS, memory_backend, skip_real_only
 
 from etcd_layers import Client, Compare, EventType, Op, errors, namespace, ordering
 from etcd_layers.base import Event, Response
@@ -35,11 +36,23 @@ TRANSIENT = (errors.UnavailableError, errors.DeadlineExceededError, errors.Reque
 TTL = 5  # seconds: sessions that tests close explicitly
 
 
-@pytest.fixture(scope="module")
-def cli(etcd_cluster: EtcdCluster) -> Iterator[Client]:
-    """A client on every member (tests share it)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client on every member (tests share it); then a client of a MemoryEtcd."""
+    if request.param == "memory":
+        with memory_backend() as backend:
+            yield backend.client(timeout=TIMEOUT)
+        return
+    etcd_cluster: EtcdCluster = request.getfixturevalue("etcd_cluster")
     with Client(etcd_cluster.endpoints, timeout=TIMEOUT) as client:
         yield client
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest, shared: Client) -> Client:
+    """The shared client (a test marked real_only is skipped on MemoryEtcd)."""
+    skip_real_only(request, request.node.callspec.params["shared"])
+    return shared
 
 
 @pytest.fixture(scope="module")
@@ -299,6 +312,7 @@ def test_session_uses_the_ttl_asked_for(cli: Client) -> None:
         assert 70 <= ttl <= 90
 
 
+@pytest.mark.real_only  # MemoryEtcd answers in-process within the 1 ms deadline
 def test_session_with_a_spent_deadline_raises_deadline_exceeded(cli: Client) -> None:
     """A session that cannot be set up within its timeout raises DeadlineExceededError at once
     (TestNewSessionLeaseGrantTimeout)."""
@@ -692,6 +706,9 @@ def test_election_observe_tolerates_a_compacted_leader_revision(cli: Client, pre
             assert observation.next(timeout=TIMEOUT).kvs[0].value == b"abc"
 
 
+@pytest.mark.memory_differs(
+    "MemoryEtcd answers a call whose deadline is already spent; gRPC raises DeadlineExceeded"
+)
 def test_election_resign_that_failed_can_be_retried(cli: Client, prefix: bytes) -> None:
     """A resign that fails (its deadline already spent) keeps the leader key; a retry deletes
     it (TestElectionResignCanRetryAfterError)."""

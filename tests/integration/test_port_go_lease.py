@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import BACKENDS, memory_backend, skip_real_only
+from layer_kinds import Backend
 
 from etcd_layers import Client, errors
 from etcd_layers.base.protocols import KeepAlive
@@ -22,16 +24,41 @@ TIMEOUT = 10.0  # for anything that should happen; a fault fails the test instea
 MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL, in seconds
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_of_module(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The module's `etcd_cluster`, then a MemoryEtcd (on real time)."""
+    if request.param == "memory":
+        with memory_backend() as backend:
+            yield backend
+        return
+    backend = Backend(server=request.getfixturevalue("etcd_cluster"))
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 @pytest.fixture(scope="module")
-def cli(etcd_cluster: EtcdCluster) -> Iterator[Client]:
+def shared(backend_of_module: Backend) -> Iterator[Client]:
     """A client on one member (Go's RandClient), not the one faults cut off; tests share it.
 
     One member, because etcd 3.5 answers leases() from the member's own state: through a
     client balancing over members, a lease granted or revoked on one member may not be
     listed yet by the next.
     """
-    with Client([etcd_cluster.members[1].endpoint], timeout=TIMEOUT) as client:
+    cluster = backend_of_module.server
+    if cluster is None:
+        yield backend_of_module.client(timeout=TIMEOUT)
+        return
+    with Client([cluster.members[1].endpoint], timeout=TIMEOUT) as client:
         yield client
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest, backend_of_module: Backend, shared: Client) -> Client:
+    """The shared client (a test marked real_only is skipped on MemoryEtcd)."""
+    skip_real_only(request, backend_of_module.name)
+    return shared
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +226,10 @@ def test_lease_keep_alive_once_of_a_revoked_lease_raises_lease_not_found(cli: Cl
 
 
 def test_lease_keep_alive_yields_renewals_until_the_client_closes(
-    etcd_cluster: EtcdCluster, lease_id: int
+    backend_of_module: Backend, lease_id: int
 ) -> None:
     """keep_alive yields renewals of the lease; close() ends its iteration."""
-    client = Client(etcd_cluster.endpoints, timeout=TIMEOUT)
+    client = backend_of_module.client(timeout=TIMEOUT)
     keep_alive = client.keep_alive(lease_id)
     first = keep_alive.next(timeout=TIMEOUT)
     assert first.id == lease_id
@@ -300,6 +327,7 @@ def test_lease_call_after_close_raises_canceled_at_once(
 # TestLeaseKeepAliveTTLTimeout, TestLeaseRenewLostQuorum) ------------------------------------
 
 
+@pytest.mark.real_only  # cuts the client off its member
 def test_lease_keep_alive_ends_after_a_revoke_while_cut_off(
     etcd_cluster: EtcdCluster, cli: Client
 ) -> None:
@@ -316,6 +344,7 @@ def test_lease_keep_alive_ends_after_a_revoke_while_cut_off(
         assert isinstance(ended, errors.LeaseNotFoundError)
 
 
+@pytest.mark.real_only  # cuts the client off its member
 def test_lease_keep_alive_without_answers_ends_within_the_ttl(
     etcd_cluster: EtcdCluster, cli: Client
 ) -> None:
@@ -336,6 +365,7 @@ def test_lease_keep_alive_without_answers_ends_within_the_ttl(
         cli.revoke(lease)
 
 
+@pytest.mark.real_only  # cuts the client off its member
 def test_lease_keep_alive_with_no_answer_for_its_first_request_raises(
     etcd_cluster: EtcdCluster, cli: Client, lease_id: int
 ) -> None:
