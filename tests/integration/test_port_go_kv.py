@@ -653,9 +653,6 @@ def test_kv_call_after_close_raises_canceled_at_once(
     assert time.monotonic() - started < 1.0
 
 
-@pytest.mark.memory_differs(
-    "MemoryEtcd answers a call whose deadline is already spent; gRPC raises DeadlineExceeded"
-)
 def test_kv_get_with_a_spent_deadline_leaves_the_client_usable(cli: Client, prefix: bytes) -> None:
     """A get past its deadline raises DeadlineExceededError; the next works (TestKVGetCancel)."""
     with pytest.raises(errors.DeadlineExceededError):

@@ -273,7 +273,9 @@ class AsyncConnection:
         """Connection.call's body: the request under the retry rule, without telemetry."""
         self.check_open()
         if self._direct is not None and address is None:
-            return call_direct(self._direct, method, request, self.max_send_size)
+            return call_direct(
+                self._direct, method, request, self.max_send_size, self.deadline(timeout)
+            )
         data = request.SerializeToString()  # once: the size check and every attempt use it
         if len(data) > self.max_send_size:
             raise RequestTooLargeError(

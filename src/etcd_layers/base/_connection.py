@@ -272,7 +272,9 @@ class Connection:
         """
         self.check_open()
         if self._direct is not None and address is None:
-            return call_direct(self._direct, method, request, self.max_send_size)
+            return call_direct(
+                self._direct, method, request, self.max_send_size, self.deadline(timeout)
+            )
         # Serialized once, here: the size check and every attempt use the same bytes.
         data = request.SerializeToString()
         if len(data) > self.max_send_size:

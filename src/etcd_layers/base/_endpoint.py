@@ -11,6 +11,7 @@ import grpc
 from google.protobuf.message import Message
 
 from etcd_layers.base._methods import Method
+from etcd_layers.base.deadline import Deadline
 from etcd_layers.errors import RequestTooLargeError, UnavailableError, from_rpc_error
 
 ResponseT = TypeVar("ResponseT")
@@ -164,17 +165,23 @@ def wait_any_ready(endpoints: Sequence[Endpoint], timeout: float) -> None:
 
 
 def call_direct(
-    direct: DirectAnswer, method: Method[ResponseT], request: Message, max_send_size: int
+    direct: DirectAnswer,
+    method: Method[ResponseT],
+    request: Message,
+    max_send_size: int,
+    deadline: Deadline,
 ) -> ResponseT:
     """Answer a unary request through a transport's direct path: no serialization, no retry.
 
-    The request size check and the error mapping are the gRPC path's.
+    The request size check, the deadline (one already spent fails, and nothing is applied) and
+    the error mapping are the gRPC path's, in its order.
     """
     size = request.ByteSize()
     if size > max_send_size:
         raise RequestTooLargeError(
             f"request of {size} bytes exceeds max_call_send_msg_size ({max_send_size})"
         )
+    deadline.remaining()  # raises DeadlineExceededError as a gRPC attempt would, before sending
     try:
         return direct(method.path, request)  # type: ignore[return-value]  # typed by the path
     except grpc.RpcError as err:
