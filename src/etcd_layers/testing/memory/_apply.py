@@ -13,6 +13,7 @@ from etcd_layers.testing.memory._errors import (
     LEASE_NOT_FOUND,
     store_error,
 )
+from etcd_layers.testing.memory._gosort import go_sorted
 from etcd_layers.testing.memory._keyspace import Keyspace, frame, varint_field
 from etcd_layers.testing.memory._leases import Leases
 
@@ -338,8 +339,8 @@ def _sorted(kvs: list[KeyValue], request: rpc_pb2.RangeRequest) -> list[KeyValue
         order = _NONE  # already in key order
     if order == _NONE:
         return kvs
-    # Stable, as Go's insertion sort for small ranges: equal items stay in key order.
-    return sorted(kvs, key=_SORT_KEYS[target], reverse=order != _ASCEND)
+    # As etcd: Go's sort.Sort, whose order among equal sort values is not the keys' order.
+    return go_sorted(kvs, _SORT_KEYS[target], reverse=order != _ASCEND)
 
 
 def _without_value(kv: KeyValue) -> KeyValue:
