@@ -10,14 +10,14 @@ items or fewer) whenever the sort values are not all distinct. Pure: lists in, l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["go_sorted"]
 
 T = TypeVar("T")
 
 
-def go_sorted(items: Sequence[T], key: Callable[[T], object], *, reverse: bool) -> list[T]:
+def go_sorted(items: Sequence[T], key: Callable[[T], Any], *, reverse: bool) -> list[T]:
     """Return `items` ordered by `key` as Go's `sort.Sort` (of `sort.Reverse` if `reverse`)."""
     keys = [key(item) for item in items]
     if len(set(keys)) == len(keys):  # no ties: every correct sort agrees, so take the fast one
@@ -30,13 +30,13 @@ def go_sorted(items: Sequence[T], key: Callable[[T], object], *, reverse: bool) 
 class _GoSort:
     """One run of Go's `quickSort(data, 0, n, maxDepth(n))` over (key, item) pairs."""
 
-    def __init__(self, data: list[tuple[object, T]], reverse: bool) -> None:
+    def __init__(self, data: list[tuple[Any, T]], reverse: bool) -> None:
         self.data = data
         self.reverse = reverse
 
     def less(self, i: int, j: int) -> bool:
         a, b = self.data[i][0], self.data[j][0]
-        return bool(b < a) if self.reverse else bool(a < b)  # type: ignore[operator]
+        return bool(b < a) if self.reverse else bool(a < b)
 
     def swap(self, i: int, j: int) -> None:
         data = self.data
