@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
 import pytest_asyncio
+from recipe_kits import kit, plain_kit  # noqa: F401 (the recipe modules' fixtures)
 
 from etcd_layers import AsyncClient, Client
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future, wait
 from typing import Any, Final, TypeVar
+
+import pytest
 
 from etcd_layers import AsyncClient, Client, namespace
 from etcd_layers.concurrency import (
@@ -30,7 +32,7 @@ from etcd_layers.concurrency import (
     RWMutex,
     Session,
 )
-from etcd_layers.testing import ClientOptions, wait_until
+from etcd_layers.testing import ClientOptions, EtcdServer, wait_until
 
 T = TypeVar("T")
 
@@ -208,3 +210,33 @@ async def _connected(endpoints: list[str], options: ClientOptions) -> AsyncClien
     except BaseException:
         await client.close()
         raise
+
+
+# The fixtures every recipe module uses: import them by name (pytest finds imported fixtures).
+
+
+def make_kit(
+    request: pytest.FixtureRequest, server: EtcdServer, prefix: bytes
+) -> Iterator[RecipeKit]:
+    """A RecipeKit of the fixture's parameter on `server`, closed after the test."""
+    kit = RecipeKit(request.param, server.endpoints, server.client_options(), prefix)
+    try:
+        yield kit
+    finally:
+        kit.close()
+
+
+@pytest.fixture(params=KINDS_AND_LAYERS)
+def kit(
+    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
+) -> Iterator[RecipeKit]:
+    """Each client kind, plain and through layers."""
+    yield from make_kit(request, etcd_server, etcd_key_prefix)
+
+
+@pytest.fixture(params=KINDS)
+def plain_kit(
+    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
+) -> Iterator[RecipeKit]:
+    """Each client kind, on the client itself."""
+    yield from make_kit(request, etcd_server, etcd_key_prefix)

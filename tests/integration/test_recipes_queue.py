@@ -15,39 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit
+from recipe_kits import RecipeKit
 
 from etcd_layers import Client, errors, leasing, namespace, ordering
 from etcd_layers.concurrency import Barrier, PriorityQueue, Queue, RWMutex, Session
-from etcd_layers.testing import EtcdServer
 
 WAIT = 20.0  # bound on every blocking step of a test
 CLIENTS = 3  # Go's manyQueueClients
 ITEMS_PER_CLIENT = 2  # Go's queueItemsPerClient
-
-
-def make_kit(
-    request: pytest.FixtureRequest, server: EtcdServer, prefix: bytes
-) -> Iterator[RecipeKit]:
-    kit = RecipeKit(request.param, server.endpoints, server.client_options(), prefix)
-    try:
-        yield kit
-    finally:
-        kit.close()
-
-
-@pytest.fixture(params=KINDS_AND_LAYERS)
-def kit(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
-) -> Iterator[RecipeKit]:
-    yield from make_kit(request, etcd_server, etcd_key_prefix)
-
-
-@pytest.fixture(params=KINDS)
-def plain_kit(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
-) -> Iterator[RecipeKit]:
-    yield from make_kit(request, etcd_server, etcd_key_prefix)
 
 
 @pytest.fixture

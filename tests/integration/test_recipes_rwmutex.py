@@ -14,38 +14,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from recipe_kits import KINDS, KINDS_AND_LAYERS, RecipeKit, still_waiting
+from recipe_kits import RecipeKit, still_waiting
 
 from etcd_layers import errors
 from etcd_layers.concurrency import LockNotHeldError, SessionExpiredError
-from etcd_layers.testing import EtcdServer, wait_until
+from etcd_layers.testing import wait_until
 
 WAIT = 20.0  # bound on every blocking step of a test
 REVOKED_TTL = 3  # renewed every second, so a session notices a revoke within about one
-
-
-def make_kit(
-    request: pytest.FixtureRequest, server: EtcdServer, prefix: bytes
-) -> Iterator[RecipeKit]:
-    kit = RecipeKit(request.param, server.endpoints, server.client_options(), prefix)
-    try:
-        yield kit
-    finally:
-        kit.close()
-
-
-@pytest.fixture(params=KINDS_AND_LAYERS)
-def kit(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
-) -> Iterator[RecipeKit]:
-    yield from make_kit(request, etcd_server, etcd_key_prefix)
-
-
-@pytest.fixture(params=KINDS)
-def plain_kit(
-    request: pytest.FixtureRequest, etcd_server: EtcdServer, etcd_key_prefix: bytes
-) -> Iterator[RecipeKit]:
-    yield from make_kit(request, etcd_server, etcd_key_prefix)
 
 
 @pytest.fixture
