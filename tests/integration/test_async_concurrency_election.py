@@ -98,6 +98,13 @@ async def test_async_and_sync_candidates_share_one_election(
             await asyncio.wait_for(sync_campaign, WAIT)
             assert (await first.leader()).value == b"sync"
             assert (await first.leader()).key == second.key
+
+            async def observed_sync() -> bool:
+                return b"sync" in observed
+
+            # Go's Observe may skip a leader that came and went before it looked again ("it
+            # will always post the most recent leader value"): let it see this one first.
+            await until(observed_sync, "the observer saw the sync leader")
             again = asyncio.ensure_future(first.campaign("async-again", timeout=WAIT))
             await queued_more(acli, name, 1)
             await asyncio.to_thread(second.resign)
