@@ -173,8 +173,9 @@ def call_direct(
 ) -> ResponseT:
     """Answer a unary request through a transport's direct path: no serialization, no retry.
 
-    The request size check, the deadline (one already spent fails, and nothing is applied) and
-    the error mapping are the gRPC path's, in its order.
+    The request size check, the deadline and the error mapping are the gRPC path's, in its
+    order: a deadline already spent fails before anything is applied, and an answer ready only
+    after the deadline fails as gRPC's would (a write may then have been applied, as there).
     """
     size = request.ByteSize()
     if size > max_send_size:
@@ -183,6 +184,8 @@ def call_direct(
         )
     deadline.remaining()  # raises DeadlineExceededError as a gRPC attempt would, before sending
     try:
-        return direct(method.path, request)  # type: ignore[return-value]  # typed by the path
+        answer = direct(method.path, request)
     except grpc.RpcError as err:
         raise from_rpc_error(err) from err
+    deadline.remaining()
+    return answer  # type: ignore[return-value]  # typed by the path
