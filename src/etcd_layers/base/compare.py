@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from etcd_layers.base._frozen import draft_class, filled_slowly, reduce_by_fields
 from etcd_layers.base.checks import check_bool, check_int, key_range
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 
@@ -39,7 +40,7 @@ _COMPARE_OPERATORS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Compare:
     """One comparison of a txn: build it as `Compare.value(key) == b"v"` and friends."""
 
@@ -48,6 +49,30 @@ class Compare:
     target: CompareTarget
     result: CompareResult
     target_value: bytes | int  # bytes for VALUE, an int for every other target
+
+    def __new__(
+        cls,
+        key: bytes,
+        range_end: bytes,
+        target: CompareTarget,
+        result: CompareResult,
+        target_value: bytes | int,
+    ) -> Compare:
+        """Build a comparison of checked values (use Compare.value(key) == v and friends)."""
+        if cls is not Compare:
+            values = (key, range_end, target, result, target_value)
+            return filled_slowly(cls, Compare.__slots__, values)
+        draft: Any = _new(_COMPARE_DRAFT)
+        draft.key = key
+        draft.range_end = range_end
+        draft.target = target
+        draft.result = result
+        draft.target_value = target_value
+        draft.__class__ = Compare
+        built: Compare = draft
+        return built
+
+    __reduce__ = reduce_by_fields
 
     def __bool__(self) -> bool:
         # `Compare.version(k) == 0` builds a comparison for the server; it is not a test. As a
@@ -102,6 +127,10 @@ class Compare:
     def key_missing(key: StrOrBytes) -> Compare:
         """Hold when `key` does not exist: Go's `clientv3util.KeyMissing` (its version is 0)."""
         return Compare.version(key) == 0
+
+
+_new = object.__new__
+_COMPARE_DRAFT: Final = draft_class(Compare)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
