@@ -189,7 +189,7 @@ def _unprefix_prev_kv(prefix: bytes, kv: KeyValue | None) -> KeyValue | None:
 def unprefix_get(prefix: bytes, response: GetResponse) -> GetResponse:
     """Return a copy of a get's response with `prefix` cut from its kvs."""
     # Cut lazily: the client decodes a range only when it is used, and so does this layer.
-    kvs = LazyKeyValues(response.kvs, functools.partial(unprefix_kvs, prefix))
+    kvs = LazyKeyValues(response.kvs, _cutters(prefix)[0])
     return GetResponse(response.header, kvs, response.count, response.more)
 
 
@@ -212,13 +212,24 @@ def unprefix_responses(prefix: bytes, responses: Iterable[Response]) -> list[Res
     return [unprefix_response(prefix, inner) for inner in responses]
 
 
+@functools.lru_cache(maxsize=256)
+def _cutters(
+    prefix: bytes,
+) -> tuple[
+    Callable[[Iterable[KeyValue]], list[KeyValue]], Callable[[Iterable[Response]], list[Response]]
+]:
+    # The converters handed to the lazy lists, one pair per prefix: a dict lookup instead of
+    # two new partial objects on every call.
+    return functools.partial(unprefix_kvs, prefix), functools.partial(unprefix_responses, prefix)
+
+
 def unprefix_txn(prefix: bytes, response: TxnResponse) -> TxnResponse:
     """Return a copy of a txn's response with `prefix` cut from every response in it.
 
     The responses are cut when the list is first used (many callers read only `succeeded`);
     the kvs of each get in it, when they are.
     """
-    responses = LazyList(response.responses, functools.partial(unprefix_responses, prefix))
+    responses = LazyList(response.responses, _cutters(prefix)[1])
     return TxnResponse(response.header, response.succeeded, responses)
 
 
@@ -241,7 +252,10 @@ def unprefix_response(prefix: bytes, response: Response) -> Response:
     Raises:
         TypeError: `response` is not a KV response.
     """
-    if isinstance(response, GetResponse):
+    translate = _UNPREFIXERS.get(type(response))
+    if translate is not None:
+        return translate(prefix, response)
+    if isinstance(response, GetResponse):  # a subclass
         return unprefix_get(prefix, response)
     if isinstance(response, PutResponse):
         return unprefix_put(prefix, response)
@@ -250,6 +264,15 @@ def unprefix_response(prefix: bytes, response: Response) -> Response:
     if isinstance(response, TxnResponse):
         return unprefix_txn(prefix, response)
     raise TypeError(f"not a KV response: {type(response).__name__}")
+
+
+# As _PREFIXERS: the exact class picks the translation in one lookup.
+_UNPREFIXERS: Final[dict[type, Callable[[bytes, Any], Response]]] = {
+    GetResponse: unprefix_get,
+    PutResponse: unprefix_put,
+    DeleteResponse: unprefix_delete,
+    TxnResponse: unprefix_txn,
+}
 
 
 def unprefix_event(prefix: bytes, event: Event) -> Event:
