@@ -25,6 +25,7 @@ from etcd_layers.base import (
     LeaseTimeToLiveResponse,
     PutOp,
     PutResponse,
+    Response,
     ResponseHeader,
     TxnOp,
     TxnResponse,
@@ -300,7 +301,7 @@ def test_unprefix_response_txn_recurses() -> None:
 
 def test_unprefix_response_txn_cuts_its_responses_when_first_read() -> None:
     """A txn's responses are cut on first use, once, and the inner response is left as it was."""
-    inner = [GetResponse(HEADER, [kv(b"p/a")], 1), PutResponse(HEADER, kv(b"p/b"))]
+    inner: list[Response] = [GetResponse(HEADER, [kv(b"p/a")], 1), PutResponse(HEADER, kv(b"p/b"))]
     original = TxnResponse(HEADER, True, list(inner))
     translated = unprefix_response(b"p/", original)
     assert original.responses == inner
