@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 from etcd_layers.base._frozen import draft_class
-from etcd_layers.base.compare import Compare, CompareResult, CompareTarget
+from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, SortOrder, SortTarget, TxnOp
 
 GET = GetOp(b"k", b"z", 1, 2, SortOrder.DESCEND, SortTarget.MOD, True, True, False, 3, 4, 5, 6)
@@ -20,6 +20,7 @@ VALUES = [
     DeleteOp(b"k", b"l", True),
     TxnOp((COMPARE,), (GET,), (DeleteOp(b"d"),)),
     COMPARE,
+    Compare.mod_revision(b"k", prefix=True),  # a CompareOperand
 ]
 
 
@@ -57,7 +58,7 @@ def test_frozen_values_take_every_field_in_order() -> None:
 @pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
 def test_frozen_values_are_exactly_their_class_and_refuse_changes(value: object) -> None:
     """The built object is an instance of the class itself, and frozen."""
-    assert type(value) in (GetOp, PutOp, DeleteOp, TxnOp, Compare)
+    assert type(value) in (GetOp, PutOp, DeleteOp, TxnOp, Compare, CompareOperand)
     name = dataclasses.fields(value)[0].name  # type: ignore[arg-type]  # values only
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, name, b"x")
@@ -94,7 +95,7 @@ def test_frozen_values_subclass_builds_field_by_field() -> None:
     assert traced.limit == 0
 
 
-@pytest.mark.parametrize("cls", [GetOp, PutOp, DeleteOp, TxnOp, Compare])
+@pytest.mark.parametrize("cls", [GetOp, PutOp, DeleteOp, TxnOp, Compare, CompareOperand])
 def test_frozen_values_drafts_store_without_a_python_setattr(cls: type) -> None:
     """A draft stores into its slots with object's setattr, the fast path it exists for."""
     draft = draft_class(cls)

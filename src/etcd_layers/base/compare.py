@@ -133,13 +133,27 @@ _new = object.__new__
 _COMPARE_DRAFT: Final = draft_class(Compare)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class CompareOperand:
     """The left side of a comparison; `==`, `!=`, `<`, `>` against a value build a Compare."""
 
     key: bytes
     range_end: bytes
     target: CompareTarget
+
+    def __new__(cls, key: bytes, range_end: bytes, target: CompareTarget) -> CompareOperand:
+        """Build an operand of checked values (use Compare.value(key) and friends)."""
+        if cls is not CompareOperand:
+            return filled_slowly(cls, CompareOperand.__slots__, (key, range_end, target))
+        draft: Any = _new(_OPERAND_DRAFT)
+        draft.key = key
+        draft.range_end = range_end
+        draft.target = target
+        draft.__class__ = CompareOperand
+        built: CompareOperand = draft
+        return built
+
+    __reduce__ = reduce_by_fields
 
     @staticmethod
     def of(key: object, range_end: object, prefix: object, target: CompareTarget) -> CompareOperand:
@@ -170,3 +184,6 @@ class CompareOperand:
         return self._build(">", other)
 
     __hash__ = None  # type: ignore[assignment]  # operands compare into Compares, never hash
+
+
+_OPERAND_DRAFT: Final = draft_class(CompareOperand)
