@@ -98,12 +98,22 @@ def prefix_delete(prefix: bytes, op: DeleteOp) -> DeleteOp:
 
 def prefix_txn(prefix: bytes, op: TxnOp) -> TxnOp:
     """Return the txn `op` with every comparison and op, at any depth, inside `prefix`."""
+    # Written out, not as calls of prefix_compare and prefix_op: a txn pays these per item.
+    compares = []
+    for compare in op.compare:
+        if compare.range_end:
+            compares.append(prefix_compare(prefix, compare))
+        else:
+            key = prefix + compare.key
+            compares.append(Compare(key, b"", compare.target, compare.result, compare.target_value))
+    return TxnOp(tuple(compares), _prefix_ops(prefix, op.success), _prefix_ops(prefix, op.failure))
+
+
+def _prefix_ops(prefix: bytes, ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    if not ops:
+        return ()
     translate = _PREFIXERS.get
-    return TxnOp(  # tuple([...]): faster than tuple() of a generator, on every txn
-        tuple([prefix_compare(prefix, compare) for compare in op.compare]),
-        tuple([(translate(type(inner)) or prefix_op)(prefix, inner) for inner in op.success]),
-        tuple([(translate(type(inner)) or prefix_op)(prefix, inner) for inner in op.failure]),
-    )
+    return tuple([(translate(type(inner)) or prefix_op)(prefix, inner) for inner in ops])
 
 
 # Dispatch on the exact class first: one dict lookup instead of a chain of isinstance checks.
