@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from etcd_layers.base._frozen import draft_class
+from etcd_layers.base._frozen import built_by_draft, draft_class
 from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, SortOrder, SortTarget, TxnOp
 
@@ -102,3 +102,36 @@ def test_frozen_values_drafts_store_without_a_python_setattr(cls: type) -> None:
     assert vars(object)["__setattr__"] is getattr(draft, "__setattr__")  # noqa: B009
     assert getattr(draft, "__slots__") == getattr(cls, "__slots__")  # noqa: B009
     assert draft.__bases__ == cls.__bases__
+
+
+@built_by_draft
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Ranged:
+    key: bytes
+    range_end: bytes = b""
+    note: str = "n"
+
+
+def test_built_by_draft_keeps_the_dataclass_signature_and_defaults() -> None:
+    """The generated constructor takes the fields positionally or by name, with their defaults."""
+    assert _fields(_Ranged(b"k")) == {"key": b"k", "range_end": b"", "note": "n"}
+    assert _Ranged(b"k", note="x") == _Ranged(key=b"k", range_end=b"", note="x")
+    with pytest.raises(TypeError):
+        _Ranged()  # type: ignore[call-arg]  # key is required, as in the dataclass
+
+
+def test_built_by_draft_refuses_what_it_cannot_build() -> None:
+    """A class without slots, or with a default_factory, is refused when decorated."""
+    with pytest.raises(TypeError, match="slots"):
+
+        @built_by_draft
+        @dataclasses.dataclass(frozen=True)
+        class Unslotted:
+            key: bytes
+
+    with pytest.raises(TypeError, match="default_factory"):
+
+        @built_by_draft
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class Listed:
+            items: list[int] = dataclasses.field(default_factory=list)

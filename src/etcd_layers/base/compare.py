@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
-from etcd_layers.base._frozen import draft_class, filled_slowly, reduce_by_fields
+from etcd_layers.base._frozen import built_by_draft
 from etcd_layers.base.checks import check_bool, check_int, key_range
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 
@@ -40,7 +40,8 @@ _COMPARE_OPERATORS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class Compare:
     """One comparison of a txn: build it as `Compare.value(key) == b"v"` and friends."""
 
@@ -50,29 +51,9 @@ class Compare:
     result: CompareResult
     target_value: bytes | int  # bytes for VALUE, an int for every other target
 
-    def __new__(
-        cls,
-        key: bytes,
-        range_end: bytes,
-        target: CompareTarget,
-        result: CompareResult,
-        target_value: bytes | int,
-    ) -> Compare:
-        """Build a comparison of checked values (use Compare.value(key) == v and friends)."""
-        if cls is not Compare:
-            values = (key, range_end, target, result, target_value)
-            return filled_slowly(cls, Compare.__slots__, values)
-        draft: Any = _new(_COMPARE_DRAFT)
-        draft.key = key
-        draft.range_end = range_end
-        draft.target = target
-        draft.result = result
-        draft.target_value = target_value
-        draft.__class__ = Compare
-        built: Compare = draft
-        return built
+    if TYPE_CHECKING:  # made by built_by_draft; for layers that move a checked compare
 
-    __reduce__ = reduce_by_fields
+        def _with_key(self, key: bytes, range_end: bytes) -> Compare: ...
 
     def __bool__(self) -> bool:
         # `Compare.version(k) == 0` builds a comparison for the server; it is not a test. As a
@@ -129,31 +110,14 @@ class Compare:
         return Compare.version(key) == 0
 
 
-_new = object.__new__
-_COMPARE_DRAFT: Final = draft_class(Compare)
-
-
-@dataclass(frozen=True, slots=True, eq=False, init=False)
+@built_by_draft
+@dataclass(frozen=True, slots=True, eq=False)
 class CompareOperand:
     """The left side of a comparison; `==`, `!=`, `<`, `>` against a value build a Compare."""
 
     key: bytes
     range_end: bytes
     target: CompareTarget
-
-    def __new__(cls, key: bytes, range_end: bytes, target: CompareTarget) -> CompareOperand:
-        """Build an operand of checked values (use Compare.value(key) and friends)."""
-        if cls is not CompareOperand:
-            return filled_slowly(cls, CompareOperand.__slots__, (key, range_end, target))
-        draft: Any = _new(_OPERAND_DRAFT)
-        draft.key = key
-        draft.range_end = range_end
-        draft.target = target
-        draft.__class__ = CompareOperand
-        built: CompareOperand = draft
-        return built
-
-    __reduce__ = reduce_by_fields
 
     @staticmethod
     def of(key: object, range_end: object, prefix: object, target: CompareTarget) -> CompareOperand:
@@ -184,6 +148,3 @@ class CompareOperand:
         return self._build(">", other)
 
     __hash__ = None  # type: ignore[assignment]  # operands compare into Compares, never hash
-
-
-_OPERAND_DRAFT: Final = draft_class(CompareOperand)

@@ -49,71 +49,64 @@ def prefix_range(prefix: bytes, key: bytes, range_end: bytes) -> tuple[bytes, by
     return prefix + key, prefix + range_end
 
 
+# The copies below are made with the values' `_with_key`: a copy with only the key and range
+# end replaced, the other fields carried over without checking them again (the value was checked
+# when built). It is the cheapest copy there is (base._frozen); a unit test checks every field.
+
+
 def prefix_compare(prefix: bytes, compare: Compare) -> Compare:
     """Return `compare` with its key, or its range of keys, moved inside `prefix`."""
     range_end = compare.range_end
-    if range_end:
-        key, range_end = prefix_range(prefix, compare.key, range_end)
-    else:  # a single key, the usual comparison: inlined, as each txn pays it per compare
-        key = prefix + compare.key
-    return Compare(key, range_end, compare.target, compare.result, compare.target_value)
+    if not range_end:  # a single key, the usual comparison: no range to translate
+        return compare._with_key(prefix + compare.key, b"")
+    return compare._with_key(*prefix_range(prefix, compare.key, range_end))
 
 
 def prefix_get(prefix: bytes, op: GetOp) -> GetOp:
     """Return the get `op` reading the same keys inside `prefix`."""
     range_end = op.range_end
-    if range_end:
-        key, range_end = prefix_range(prefix, op.key, range_end)
-    else:
-        key = prefix + op.key
-    # Built positionally: GetOp's own constructor is the cheapest copy (base._frozen); a unit
-    # test checks that every field is carried over.
-    return GetOp(
-        key,
-        range_end,
-        op.limit,
-        op.revision,
-        op.sort_order,
-        op.sort_target,
-        op.serializable,
-        op.keys_only,
-        op.count_only,
-        op.min_mod_revision,
-        op.max_mod_revision,
-        op.min_create_revision,
-        op.max_create_revision,
-    )
+    if not range_end:
+        return op._with_key(prefix + op.key, b"")
+    return op._with_key(*prefix_range(prefix, op.key, range_end))
 
 
 def prefix_put(prefix: bytes, op: PutOp) -> PutOp:
     """Return the put `op` writing the same key inside `prefix`."""
-    return PutOp(prefix + op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease)
+    return op._with_key(prefix + op.key)
 
 
 def prefix_delete(prefix: bytes, op: DeleteOp) -> DeleteOp:
     """Return the delete `op` deleting the same keys inside `prefix`."""
-    key, range_end = prefix_range(prefix, op.key, op.range_end)
-    return DeleteOp(key, range_end, op.prev_kv)
+    return op._with_key(*prefix_range(prefix, op.key, op.range_end))
 
 
 def prefix_txn(prefix: bytes, op: TxnOp) -> TxnOp:
     """Return the txn `op` with every comparison and op, at any depth, inside `prefix`."""
     # Written out, not as calls of prefix_compare and prefix_op: a txn pays these per item.
-    compares = []
-    for compare in op.compare:
-        if compare.range_end:
-            compares.append(prefix_compare(prefix, compare))
-        else:
-            key = prefix + compare.key
-            compares.append(Compare(key, b"", compare.target, compare.result, compare.target_value))
-    return TxnOp(tuple(compares), _prefix_ops(prefix, op.success), _prefix_ops(prefix, op.failure))
+    compares = tuple(
+        [
+            compare._with_key(*prefix_range(prefix, compare.key, compare.range_end))
+            if compare.range_end
+            else compare._with_key(prefix + compare.key, b"")
+            for compare in op.compare
+        ]
+    )
+    return TxnOp(compares, _prefix_ops(prefix, op.success), _prefix_ops(prefix, op.failure))
 
 
 def _prefix_ops(prefix: bytes, ops: tuple[Op, ...]) -> tuple[Op, ...]:
     if not ops:
         return ()
     translate = _PREFIXERS.get
-    return tuple([(translate(type(inner)) or prefix_op)(prefix, inner) for inner in ops])
+    return tuple(
+        [
+            # A single-key get, the usual op of a txn, copied here without a call per item.
+            inner._with_key(prefix + inner.key, b"")
+            if type(inner) is GetOp and not inner.range_end
+            else (translate(type(inner)) or prefix_op)(prefix, inner)
+            for inner in ops
+        ]
+    )
 
 
 # Dispatch on the exact class first: one dict lookup instead of a chain of isinstance checks.
