@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/bench_peers.py [--rounds 12] [--calls 20] [--threads-seconds 2]
-        [--threads-rounds 2] [--watch-rounds 3] [--only raw,etcd_layers,aetcd,...]
+    .venv/bin/python bench/bench_peers.py [--rounds 20] [--calls 20] [--threads-seconds 2]
+        [--threads-rounds 3] [--watch-rounds 4] [--only raw,etcd_layers,aetcd,...]
 
 It starts one etcd (etcd_layers.testing, loopback only), seeds it (one key for get, 1000 keys
 of 100 bytes under a prefix, 10k puts under another prefix for the watch replay), then starts
@@ -426,11 +426,11 @@ def verdicts(everyone: list[Contender]) -> list[str]:
 def main() -> None:
     """Run the benchmark and print the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12, help="rounds of get/put/range blocks")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of get/put/range blocks")
     parser.add_argument("--calls", type=int, default=20, help="calls per get/put block")
     parser.add_argument("--threads-seconds", type=float, default=2.0)
-    parser.add_argument("--threads-rounds", type=int, default=2)
-    parser.add_argument("--watch-rounds", type=int, default=3)
+    parser.add_argument("--threads-rounds", type=int, default=3)
+    parser.add_argument("--watch-rounds", type=int, default=4)
     parser.add_argument("--only", default="", help="comma-separated short names, e.g. raw,aetcd")
     args = parser.parse_args()
     everyone = contenders()
