@@ -225,7 +225,11 @@ def main() -> None:
     parser.add_argument("--threads-seconds", type=float, default=2.0)
     parser.add_argument("--threads-rounds", type=int, default=3)
     parser.add_argument("--watch-rounds", type=int, default=4)
-    parser.add_argument("--only", default="", help="comma-separated short names, e.g. raw,aetcd")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated names, e.g. etcd_layers,aetcd (the floors always run)",
+    )
     args = parser.parse_args()
     everyone = contenders()
     names = {c.key for c in everyone}
@@ -233,7 +237,7 @@ def main() -> None:
         wanted = set(args.only.split(","))
         if wanted - names:
             parser.error(f"unknown: {sorted(wanted - names)}; known: {sorted(names)}")
-        everyone = [c for c in everyone if c.key in wanted]
+        everyone = [c for c in everyone if c.key in wanted or c.floor]  # ratios need floors
     VENVS.mkdir(exist_ok=True)
     log = VENVS / "drivers.log"
     with EtcdServer() as server:
