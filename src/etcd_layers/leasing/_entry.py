@@ -1,4 +1,4 @@
-"""One owned key's cached state, and the shared read-only answers built from it."""
+"""Owned keys' cached state, in an LRU, and the shared read-only answers built from it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
+
+from cachetools import LRUCache
 
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
 
@@ -60,6 +62,19 @@ class Entry:
     header: ResponseHeader
     response: GetResponse
     pending: int = 0  # writes of ours in flight: memory must not answer meanwhile
+
+
+class EntryLRU(LRUCache[bytes, Entry]):
+    """cachetools' LRU that remembers what it evicted, so the leasing keys can be released."""
+
+    def __init__(self, maxsize: int, evicted: list[tuple[bytes, Entry]]) -> None:
+        super().__init__(maxsize)
+        self._evicted = evicted
+
+    def popitem(self) -> tuple[bytes, Entry]:
+        key, entry = super().popitem()
+        self._evicted.append((key, entry))
+        return key, entry
 
 
 def header_at(entry: Entry, floor: int) -> ResponseHeader:
