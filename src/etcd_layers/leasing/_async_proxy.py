@@ -31,7 +31,8 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.errors import LeaseNotFoundError, UnavailableError
 from etcd_layers.leasing._async_session import AsyncLeasingBackend, AsyncOwnership
-from etcd_layers.leasing._cache import LeaseCache, Lookup
+from etcd_layers.leasing._cache import LeaseCache
+from etcd_layers.leasing._entry import Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,

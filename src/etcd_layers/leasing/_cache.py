@@ -11,16 +11,14 @@ are also published in `_served`, for reads that take no lock at all (`published`
 
 from __future__ import annotations
 
-import enum
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Final
 
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
-from etcd_layers.leasing._entry import Entry, EntryLRU, build_response, header_at
+from etcd_layers.leasing._entry import Entry, EntryLRU, Lookup, build_response, header_at
 from etcd_layers.leasing._evaluate import answer_get
 from etcd_layers.leasing._protocol import Acquired, Written
 from etcd_layers.leasing._releases import Release, ReleaseQueue
@@ -36,14 +34,6 @@ from etcd_layers.leasing._writes import (
 )
 
 REVOKE_BACKOFF: Final = 2.0  # seconds before a revoked key is acquired again (clientv3's value)
-
-
-class Lookup(enum.Enum):
-    """What memory could do for a single-key read."""
-
-    HIT = "hit"  # answered
-    HELD = "held"  # owned, but not answerable now: ask the server, do not acquire
-    ABSENT = "absent"  # not owned
 
 
 class LeaseCache:
@@ -70,7 +60,10 @@ class LeaseCache:
         self._on_release = on_release
         self._wakeup = threading.Condition(self._lock)
         self._evicted: list[tuple[bytes, Entry]] = []
-        self._entries = EntryLRU(sys.maxsize if max_keys is None else max_keys, self._evicted)
+        # Unbounded: a plain dict, as no recency need be kept (nor can be, by lock-free hits).
+        self._entries: MutableMapping[bytes, Entry] = (
+            {} if max_keys is None else EntryLRU(max_keys, self._evicted)
+        )
         self._clock = clock
         self._lease_id = 0
         self._floor = 0
@@ -80,8 +73,7 @@ class LeaseCache:
         self._writing = WritesInFlight()
         self._releases = ReleaseQueue()
         self._counts = Counters()
-        # Hits of a bounded cache must keep its recency (under the lock): nothing is published.
-        self._publishing = max_keys is None
+        self._publishing = max_keys is None  # a bounded cache's hits keep recency: locked
         self._published = Published(clock, self._counts.hit.bump)
 
     # --- reads ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Owned keys' cached state, in an LRU, and the shared read-only answers built from it."""
+"""Owned keys' cached state (in an LRU when bounded) and the shared answers built from it."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
@@ -62,6 +63,14 @@ class Entry:
     header: ResponseHeader
     response: GetResponse
     pending: int = 0  # writes of ours in flight: memory must not answer meanwhile
+
+
+class Lookup(enum.Enum):
+    """What memory could do for a single-key read."""
+
+    HIT = "hit"  # answered
+    HELD = "held"  # owned, but not answerable now: ask the server, do not acquire
+    ABSENT = "absent"  # not owned
 
 
 class EntryLRU(LRUCache[bytes, Entry]):

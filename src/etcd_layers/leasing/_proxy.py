@@ -24,7 +24,8 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.errors import LeaseNotFoundError, UnavailableError
-from etcd_layers.leasing._cache import LeaseCache, Lookup
+from etcd_layers.leasing._cache import LeaseCache
+from etcd_layers.leasing._entry import Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,
