@@ -74,7 +74,7 @@ class LeaseCache:
         self._releases = ReleaseQueue()
         self._counts = Counters()
         self._publishing = max_keys is None  # a bounded cache's hits keep recency: locked
-        self._published = Published(clock, self._counts.hit.bump)
+        self._published = Published(clock, self._counts.hit.counter)
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -189,10 +189,13 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     @overload
     def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
     def do(self, op: Op, *, timeout: float | None = None) -> Response:
-        timeout = check_timeout(timeout)
-        if type(op) is GetOp:
-            keys_only = op_view(op)  # the shared answers first, as in get()
-            response = None if keys_only is None else self._self_cache.lookup(op.key, keys_only)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if type(op) is GetOp and (keys_only := op_view(op)) is not None:
+            # The shared answers first, as in get(): published, else under the lock.
+            response = self._self_view(op.key, keys_only)
+            if response is None:
+                response = self._self_cache.lookup(op.key, keys_only)
             if response is not None:
                 return response
         if isinstance(op, GetOp):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from etcd_layers.base.checks import check_timeout
@@ -27,14 +27,14 @@ class Published:
 
     Args:
         clock: the cache's monotonic clock.
-        hit: called once per answer given (a `Tally`'s lock-free `bump`).
+        hits: advanced once per answer given (a `Tally`'s counter: lock-free).
     """
 
-    __slots__ = ("_clock", "_hit", "_keys_only", "_plain", "valid_until")
+    __slots__ = ("_clock", "_hits", "_keys_only", "_plain", "valid_until")
 
-    def __init__(self, clock: Callable[[], float], hit: Callable[[], object]) -> None:
+    def __init__(self, clock: Callable[[], float], hits: Iterator[int]) -> None:
         self._clock = clock
-        self._hit = hit
+        self._hits = hits
         self._plain: dict[bytes, GetResponse] = {}
         self._keys_only: dict[bytes, GetResponse] = {}
         self.valid_until = 0.0  # monotonic seconds: written by the cache, under its lock
@@ -45,7 +45,7 @@ class Published:
         """Return the shared answer to `Op.get(key)` (and counts a hit), or None."""
         response = self._plain.get(key)
         if response is not None and self._clock() < self.valid_until:
-            self._hit()
+            next(self._hits)
             return response
         return None
 
@@ -53,7 +53,7 @@ class Published:
         """Return the shared answer to a get of `key`, keys only or not (and counts a hit)."""
         response = (self._keys_only if keys_only else self._plain).get(key)
         if response is not None and self._clock() < self.valid_until:
-            self._hit()
+            next(self._hits)
             return response
         return None
 

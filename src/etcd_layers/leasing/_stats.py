@@ -38,24 +38,28 @@ class LeasingStats:
 class Tally:
     """A count that any thread bumps without a lock, read exactly under a lock of its own.
 
-    `bump` is `itertools.count`'s `__next__`: one C call, which the GIL makes atomic, so no
-    bump is ever lost. (`n += 1` is a load, an add and a store: a garbage collection between
-    them may run a finalizer, switch threads, and lose another thread's count.) Reading takes
-    a number from the same counter, so `value` subtracts the reads made so far.
+    A bump is `next(tally.counter)` (or `bump()`), `itertools.count`'s next: one C call, which
+    the GIL makes atomic, so no bump is ever lost. (`n += 1` is a load, an add and a store: a
+    garbage collection between them may run a finalizer, switch threads, and lose another
+    thread's count.) Reading takes a number from the same counter, so `value` subtracts the
+    reads made so far.
     """
 
-    __slots__ = ("_counter", "_lock", "_reads", "bump")
+    __slots__ = ("_lock", "_reads", "counter")
 
     def __init__(self) -> None:
-        self._counter = itertools.count()
-        self.bump = self._counter.__next__
+        self.counter = itertools.count()
         self._lock = threading.Lock()
         self._reads = 0
 
+    def bump(self) -> None:
+        """Count one."""
+        next(self.counter)
+
     def value(self) -> int:
-        """Return how many times `bump` was called."""
+        """Return how many bumps there were."""
         with self._lock:
-            taken = next(self._counter) - self._reads
+            taken = next(self.counter) - self._reads
             self._reads += 1
             return taken
 
