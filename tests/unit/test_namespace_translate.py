@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from etcd_layers.base import (
     LeaseTimeToLiveResponse,
     PutOp,
     PutResponse,
+    Response,
     ResponseHeader,
     TxnOp,
     TxnResponse,
@@ -295,6 +297,22 @@ def test_unprefix_response_txn_recurses() -> None:
             PutResponse(HEADER, kv(b"c")),
         ],
     )
+
+
+def test_unprefix_response_txn_cuts_its_responses_when_first_read() -> None:
+    """A txn's responses are cut on first use, once, and the inner response is left as it was."""
+    inner: list[Response] = [GetResponse(HEADER, [kv(b"p/a")], 1), PutResponse(HEADER, kv(b"p/b"))]
+    original = TxnResponse(HEADER, True, list(inner))
+    translated = unprefix_response(b"p/", original)
+    assert original.responses == inner
+    first = translated.responses[0]
+    assert translated.responses[0] is first  # converted once, then an ordinary list
+    assert list(translated.responses) == [
+        GetResponse(HEADER, [kv(b"a")], 1),
+        PutResponse(HEADER, kv(b"b")),
+    ]
+    assert pickle.loads(pickle.dumps(translated)) == translated
+    assert unprefix_response(b"p/", TxnResponse(HEADER, False)).responses == []
 
 
 def test_unprefix_watch_response_cuts_kv_and_prev_kv() -> None:

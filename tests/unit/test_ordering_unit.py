@@ -277,6 +277,46 @@ def test_ordering_stale_read_calls_the_policy_and_sends_again(check: Check) -> N
     ]
 
 
+@pytest.mark.parametrize("key", ["k", b"k"], ids=["str", "bytes"])
+def test_ordering_stale_plain_get_calls_the_policy_with_its_op(
+    key: str | bytes, check: Check
+) -> None:
+    """A plain get (no option: the fast path) reports and re-sends the Op `get(key)` builds."""
+    fake, recorder = FakeKV(10, 3, 12), Recorder()
+    kv = check(fake, recorder)
+    kv.put("k", "v")
+    assert kv.get(key).header.revision == 12
+    op = Op.get("k")
+    assert fake.sent[1:] == [op, op]
+    assert [(o, r.header.revision, p, n) for o, r, p, n in recorder.calls] == [(op, 3, 10, 1)]
+
+
+class CachingKV(FakeKV):
+    """A FakeKV whose plain gets are answered by its own `get`, as a leasing cache hit is."""
+
+    def __init__(self, *revisions: int) -> None:
+        super().__init__(*revisions)
+        self.served: list[object] = []
+
+    def get(self, key: Any, **options: Any) -> Any:
+        if options:
+            return super().get(key, **options)
+        self.served.append(key)
+        return GetResponse(header(self.script[0]), count=1)
+
+
+def test_ordering_plain_get_reaches_the_inner_get(check: Check) -> None:
+    """A plain get is sent as the inner KV's plain get, so the layer below keeps its fast path."""
+    fake = CachingKV(7)
+    kv = check(fake)
+    assert kv.get("k").header.revision == 7
+    assert kv.get(b"k").count == 1
+    assert fake.served == [b"k", b"k"]
+    assert fake.sent == []
+    kv.get("k", serializable=True)  # an option: through do(), checked as any call
+    assert fake.sent == [Op.get("k", serializable=True)]
+
+
 @pytest.mark.parametrize(
     "op",
     [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from etcd_layers.base._frozen import built_by_draft
 from etcd_layers.base.checks import check_bool, check_int, key_range
 from etcd_layers.base.keys import StrOrBytes, to_bytes
 
@@ -39,6 +40,7 @@ _COMPARE_OPERATORS: Final = {
 }
 
 
+@built_by_draft
 @dataclass(frozen=True, slots=True)
 class Compare:
     """One comparison of a txn: build it as `Compare.value(key) == b"v"` and friends."""
@@ -48,6 +50,10 @@ class Compare:
     target: CompareTarget
     result: CompareResult
     target_value: bytes | int  # bytes for VALUE, an int for every other target
+
+    if TYPE_CHECKING:  # made by built_by_draft; for layers that move a checked compare
+
+        def _with_key(self, key: bytes, range_end: bytes) -> Compare: ...
 
     def __bool__(self) -> bool:
         # `Compare.version(k) == 0` builds a comparison for the server; it is not a test. As a
@@ -104,6 +110,7 @@ class Compare:
         return Compare.version(key) == 0
 
 
+@built_by_draft
 @dataclass(frozen=True, slots=True, eq=False)
 class CompareOperand:
     """The left side of a comparison; `==`, `!=`, `<`, `>` against a value build a Compare."""

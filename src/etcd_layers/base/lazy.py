@@ -1,35 +1,38 @@
-"""A list of KeyValues that converts its protobuf messages on first use."""
+"""Lists that convert their items on first use: KeyValues from protobuf, a layer's copies."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from etcd_layers.base.responses import KeyValue
+
+T = TypeVar("T")
 
 # Conversion is rare and short; one lock for all lists keeps every list two slots small.
 _LOAD_LOCK: Final = threading.Lock()
 
 
-class LazyKeyValues(list[KeyValue]):
-    """A real `list` of KeyValues whose items are built from protobuf messages when first used.
+class LazyList(list[T], Generic[T]):
+    """A real `list` whose items are `convert(messages)`, computed when the list is first used.
 
-    A range of a thousand keys costs about as much to convert into KeyValues as the round
-    trip itself; callers that only look at `count`, `header` or a few items should not pay for
-    it. Every list operation loads the items first, so the list behaves as an ordinary list
-    (equality, iteration, pickling as a plain list, mutation).
+    Every list operation loads the items first, so the list behaves as an ordinary list
+    (equality, iteration, pickling as a plain list, mutation). A layer that maps a lower
+    layer's list (namespace cutting its prefix from the responses of a txn) uses it to pay
+    for the mapping only if the list is read.
     """
 
     __slots__ = ("_convert", "_pending")
 
     def __init__(
-        self, messages: Sequence[object], convert: Callable[[Iterable[Any]], list[KeyValue]]
+        self, messages: Sequence[object], convert: Callable[[Iterable[Any]], list[T]]
     ) -> None:
-        super().__init__()
+        # list.__init__ is not called: a new list is empty already, and this one is built on
+        # every call of a layer.
         # Another lazy list stays unloaded until this one is used (a layer mapping a lower
         # layer's result, e.g. namespace cutting its prefix); len() would load it now.
-        deferred = type(messages) is LazyKeyValues or len(messages)
+        deferred = isinstance(messages, LazyList) or len(messages)
         self._pending: Sequence[object] | None = messages if deferred else None
         self._convert = convert
 
@@ -43,33 +46,44 @@ class LazyKeyValues(list[KeyValue]):
         with _LOAD_LOCK:
             self._extend_once(items)
 
-    def _extend_once(self, items: list[KeyValue]) -> None:
+    def _extend_once(self, items: list[T]) -> None:
         if self._pending is None:  # another thread loaded it while this one converted
             return
         list.extend(self, items)
         self._pending = None
 
-    def __reduce__(self) -> tuple[type[list[KeyValue]], tuple[list[KeyValue]]]:
+    def __reduce__(self) -> tuple[type[list[T]], tuple[list[T]]]:
         self._load()
         return (list, (list(list.__iter__(self)),))
 
-    def __copy__(self) -> list[KeyValue]:
+    def __copy__(self) -> list[T]:
         self._load()
         return list(list.__iter__(self))
 
-    def __deepcopy__(self, memo: dict[int, object]) -> list[KeyValue]:
-        return self.__copy__()  # KeyValues are immutable: sharing them is a deep copy
+    def __deepcopy__(self, memo: dict[int, object]) -> list[T]:
+        return self.__copy__()  # the items are frozen values: sharing them is a deep copy
+
+
+class LazyKeyValues(LazyList[KeyValue]):
+    """A real `list` of KeyValues whose items are built from protobuf messages when first used.
+
+    A range of a thousand keys costs about as much to convert into KeyValues as the round
+    trip itself; callers that only look at `count`, `header` or a few items should not pay for
+    it.
+    """
+
+    __slots__ = ()
 
 
 def _loading(name: str) -> Callable[..., Any]:
     method = getattr(list, name)
 
-    def loaded(self: LazyKeyValues, *args: Any, **kwargs: Any) -> Any:
+    def loaded(self: LazyList[Any], *args: Any, **kwargs: Any) -> Any:
         self._load()
         for arg in args:
             # list's C code reads the items of another list (subclasses included) directly,
             # so a lazy operand (`==`, `<`, `+` ...) must be loaded too, or it looks empty.
-            if isinstance(arg, LazyKeyValues):
+            if isinstance(arg, LazyList):
                 arg._load()
         return method(self, *args, **kwargs)
 
@@ -110,6 +124,6 @@ for _name in [
     "sort",
     "reverse",
 ]:
-    setattr(LazyKeyValues, _name, _loading(_name))
+    setattr(LazyList, _name, _loading(_name))
 
 del _name

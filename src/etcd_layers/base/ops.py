@@ -9,7 +9,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from etcd_layers.base._frozen import built_by_draft
 from etcd_layers.base.checks import check_bool, check_int, check_timeout, key_range
 from etcd_layers.base.compare import Compare, CompareOperand, CompareResult, CompareTarget
 from etcd_layers.base.keys import StrOrBytes, to_bytes
@@ -84,9 +86,12 @@ def _sort_option(value: object, enum_type: type[SortOrder] | type[SortTarget], n
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
 class Op:
     """A request for `txn` and `do`: build it with Op.get, Op.put, Op.delete or Op.txn."""
+
+    # A plain base, not a frozen dataclass: its `__setattr__` would slow the drafts of every
+    # Op class (base._frozen). It has no fields; each subclass is a frozen dataclass.
+    __slots__ = ()
 
     @staticmethod
     def get(
@@ -230,6 +235,11 @@ def _checked_items(items: object, kind: type, name: str) -> tuple:  # type: igno
     return result
 
 
+# Each value class is built through a draft (base._frozen): a fifth of the cost of the frozen
+# dataclass `__init__`, which every call and every layer's copy would pay.
+
+
+@built_by_draft
 @dataclass(frozen=True, slots=True)
 class GetOp(Op):
     """A range request (see Op.get); `key`/`range_end` are already resolved as etcd sends them."""
@@ -248,12 +258,17 @@ class GetOp(Op):
     min_create_revision: int = 0
     max_create_revision: int = 0
 
+    if TYPE_CHECKING:  # made by built_by_draft; for layers that move a checked op elsewhere
+
+        def _with_key(self, key: bytes, range_end: bytes) -> GetOp: ...
+
     @property
     def is_range(self) -> bool:
         """Whether this names a range rather than a single key."""
         return bool(self.range_end)
 
 
+@built_by_draft
 @dataclass(frozen=True, slots=True)
 class PutOp(Op):
     """A put request (see Op.put)."""
@@ -265,7 +280,12 @@ class PutOp(Op):
     ignore_value: bool = False
     ignore_lease: bool = False
 
+    if TYPE_CHECKING:  # made by built_by_draft, as GetOp's
 
+        def _with_key(self, key: bytes) -> PutOp: ...
+
+
+@built_by_draft
 @dataclass(frozen=True, slots=True)
 class DeleteOp(Op):
     """A delete request (see Op.delete); `key`/`range_end` resolved as etcd sends them."""
@@ -274,12 +294,17 @@ class DeleteOp(Op):
     range_end: bytes = b""
     prev_kv: bool = False
 
+    if TYPE_CHECKING:  # made by built_by_draft, as GetOp's
+
+        def _with_key(self, key: bytes, range_end: bytes) -> DeleteOp: ...
+
     @property
     def is_range(self) -> bool:
         """Whether this names a range rather than a single key."""
         return bool(self.range_end)
 
 
+@built_by_draft
 @dataclass(frozen=True, slots=True)
 class TxnOp(Op):
     """A transaction (see Op.txn)."""

@@ -11,7 +11,7 @@ import wrapt
 from etcd_layers._compat import Self
 from etcd_layers.base.checks import key_range
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes, plain_get_key
+from etcd_layers.base.keys import StrOrBytes, plain_get_key, plain_put_items
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import (
     AsyncKV,
@@ -41,12 +41,14 @@ from etcd_layers.namespace._translate import (
     prefix_op,
     prefix_range,
     unprefix_get,
+    unprefix_put,
     unprefix_response,
     unprefix_time_to_live,
     unprefix_watch_response,
 )
 
 _ASYNC_KV_GET: Final[Callable[..., Coroutine[Any, Any, GetResponse]]] = AsyncKV.get
+_ASYNC_KV_PUT: Final[Callable[..., Coroutine[Any, Any, PutResponse]]] = AsyncKV.put
 
 _InnerT = TypeVar("_InnerT")
 _AsyncKVT = TypeVar("_AsyncKVT", bound=AsyncKV)
@@ -80,7 +82,7 @@ class AsyncNamespaceKV(_AsyncNamespaceProxy[_AsyncKVT]):
     close = Forwarded()
 
     # The KV calls, written once over `await do()` (base.async_protocols.AsyncKV).
-    put, delete, txn = AsyncKV.put, AsyncKV.delete, AsyncKV.txn
+    delete, txn = AsyncKV.delete, AsyncKV.txn
 
     async def _get_plain(self, key: StrOrBytes, **options: object) -> GetResponse:
         # The fast path, as NamespaceKV's: a plain get of one key builds its Op once, translated.
@@ -91,10 +93,21 @@ class AsyncNamespaceKV(_AsyncNamespaceProxy[_AsyncKVT]):
         response: GetResponse = await self.__wrapped__.do(GetOp(prefix + raw))
         return unprefix_get(prefix, response)
 
-    if TYPE_CHECKING:
-        get = AsyncKV.get  # what callers are checked against: the Protocol's keywords
+    async def _put_plain(
+        self, key: StrOrBytes, value: StrOrBytes, **options: object
+    ) -> PutResponse:
+        # The same fast path for a put with no option, as NamespaceKV's.
+        items = plain_put_items(key, value, options)
+        if items is None:
+            return await _ASYNC_KV_PUT(self, key, value, **options)
+        prefix = self._self_prefix
+        response: PutResponse = await self.__wrapped__.do(PutOp(prefix + items[0], items[1]))
+        return unprefix_put(prefix, response)
+
+    if TYPE_CHECKING:  # what callers are checked against: the Protocol's keywords
+        get, put = AsyncKV.get, AsyncKV.put
     else:
-        get = _get_plain
+        get, put = _get_plain, _put_plain
 
     @overload
     async def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...

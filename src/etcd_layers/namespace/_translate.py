@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable
-from typing import overload
+from collections.abc import Callable, Iterable
+from typing import Any, Final, overload
 
 from etcd_layers.base.compare import Compare
 from etcd_layers.base.keys import KEYSPACE_END, prefix_end
-from etcd_layers.base.lazy import LazyKeyValues
+from etcd_layers.base.lazy import LazyKeyValues, LazyList
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
     DeleteResponse,
@@ -49,52 +49,73 @@ def prefix_range(prefix: bytes, key: bytes, range_end: bytes) -> tuple[bytes, by
     return prefix + key, prefix + range_end
 
 
+# The copies below are made with the values' `_with_key`: a copy with only the key and range
+# end replaced, the other fields carried over without checking them again (the value was checked
+# when built). It is the cheapest copy there is (base._frozen); a unit test checks every field.
+
+
 def prefix_compare(prefix: bytes, compare: Compare) -> Compare:
     """Return `compare` with its key, or its range of keys, moved inside `prefix`."""
-    key, range_end = prefix_range(prefix, compare.key, compare.range_end)
-    return Compare(key, range_end, compare.target, compare.result, compare.target_value)
+    range_end = compare.range_end
+    if not range_end:  # a single key, the usual comparison: no range to translate
+        return compare._with_key(prefix + compare.key, b"")
+    return compare._with_key(*prefix_range(prefix, compare.key, range_end))
 
 
 def prefix_get(prefix: bytes, op: GetOp) -> GetOp:
     """Return the get `op` reading the same keys inside `prefix`."""
-    key, range_end = prefix_range(prefix, op.key, op.range_end)
-    # Values here are built field by field: twice as fast as dataclasses.replace, which the
-    # layer's overhead shows; a unit test checks that every field is carried over.
-    return GetOp(
-        key,
-        range_end,
-        op.limit,
-        op.revision,
-        op.sort_order,
-        op.sort_target,
-        op.serializable,
-        op.keys_only,
-        op.count_only,
-        op.min_mod_revision,
-        op.max_mod_revision,
-        op.min_create_revision,
-        op.max_create_revision,
-    )
+    range_end = op.range_end
+    if not range_end:
+        return op._with_key(prefix + op.key, b"")
+    return op._with_key(*prefix_range(prefix, op.key, range_end))
 
 
 def prefix_put(prefix: bytes, op: PutOp) -> PutOp:
     """Return the put `op` writing the same key inside `prefix`."""
-    return PutOp(prefix + op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease)
+    return op._with_key(prefix + op.key)
 
 
 def prefix_delete(prefix: bytes, op: DeleteOp) -> DeleteOp:
     """Return the delete `op` deleting the same keys inside `prefix`."""
-    key, range_end = prefix_range(prefix, op.key, op.range_end)
-    return DeleteOp(key, range_end, op.prev_kv)
+    return op._with_key(*prefix_range(prefix, op.key, op.range_end))
 
 
 def prefix_txn(prefix: bytes, op: TxnOp) -> TxnOp:
     """Return the txn `op` with every comparison and op, at any depth, inside `prefix`."""
-    return TxnOp(  # tuple([...]): faster than tuple() of a generator, on every txn
-        tuple([prefix_compare(prefix, compare) for compare in op.compare]),
-        tuple([prefix_op(prefix, inner) for inner in op.success]),
-        tuple([prefix_op(prefix, inner) for inner in op.failure]),
+    # Written out, not as calls of prefix_compare and prefix_op: a txn pays these per item.
+    compares = tuple(
+        [
+            compare._with_key(*prefix_range(prefix, compare.key, compare.range_end))
+            if compare.range_end
+            else compare._with_key(prefix + compare.key, b"")
+            for compare in op.compare
+        ]
     )
+    return TxnOp(compares, _prefix_ops(prefix, op.success), _prefix_ops(prefix, op.failure))
+
+
+def _prefix_ops(prefix: bytes, ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    if not ops:
+        return ()
+    translate = _PREFIXERS.get
+    return tuple(
+        [
+            # A single-key get, the usual op of a txn, copied here without a call per item.
+            inner._with_key(prefix + inner.key, b"")
+            if type(inner) is GetOp and not inner.range_end
+            else (translate(type(inner)) or prefix_op)(prefix, inner)
+            for inner in ops
+        ]
+    )
+
+
+# Dispatch on the exact class first: one dict lookup instead of a chain of isinstance checks.
+_PREFIXERS: Final[dict[type, Callable[[bytes, Any], Op]]] = {
+    GetOp: prefix_get,
+    PutOp: prefix_put,
+    DeleteOp: prefix_delete,
+    TxnOp: prefix_txn,
+}
 
 
 @overload
@@ -115,7 +136,10 @@ def prefix_op(prefix: bytes, op: Op) -> Op:
     Raises:
         TypeError: `op` is not one of the Ops built by Op.get/put/delete/txn.
     """
-    if isinstance(op, GetOp):
+    translate = _PREFIXERS.get(type(op))
+    if translate is not None:
+        return translate(prefix, op)
+    if isinstance(op, GetOp):  # a subclass
         return prefix_get(prefix, op)
     if isinstance(op, PutOp):
         return prefix_put(prefix, op)
@@ -168,7 +192,7 @@ def _unprefix_prev_kv(prefix: bytes, kv: KeyValue | None) -> KeyValue | None:
 def unprefix_get(prefix: bytes, response: GetResponse) -> GetResponse:
     """Return a copy of a get's response with `prefix` cut from its kvs."""
     # Cut lazily: the client decodes a range only when it is used, and so does this layer.
-    kvs = LazyKeyValues(response.kvs, functools.partial(unprefix_kvs, prefix))
+    kvs = LazyKeyValues(response.kvs, _cutters(prefix)[0])
     return GetResponse(response.header, kvs, response.count, response.more)
 
 
@@ -186,13 +210,30 @@ def unprefix_delete(prefix: bytes, response: DeleteResponse) -> DeleteResponse:
     )
 
 
+def unprefix_responses(prefix: bytes, responses: Iterable[Response]) -> list[Response]:
+    """Return copies of a txn's `responses` with `prefix` cut from every key in them."""
+    return [unprefix_response(prefix, inner) for inner in responses]
+
+
+@functools.lru_cache(maxsize=256)
+def _cutters(
+    prefix: bytes,
+) -> tuple[
+    Callable[[Iterable[KeyValue]], list[KeyValue]], Callable[[Iterable[Response]], list[Response]]
+]:
+    # The converters handed to the lazy lists, one pair per prefix: a dict lookup instead of
+    # two new partial objects on every call.
+    return functools.partial(unprefix_kvs, prefix), functools.partial(unprefix_responses, prefix)
+
+
 def unprefix_txn(prefix: bytes, response: TxnResponse) -> TxnResponse:
-    """Return a copy of a txn's response with `prefix` cut from every response in it."""
-    return TxnResponse(
-        response.header,
-        response.succeeded,
-        [unprefix_response(prefix, inner) for inner in response.responses],
-    )
+    """Return a copy of a txn's response with `prefix` cut from every response in it.
+
+    The responses are cut when the list is first used (many callers read only `succeeded`);
+    the kvs of each get in it, when they are.
+    """
+    responses = LazyList(response.responses, _cutters(prefix)[1])
+    return TxnResponse(response.header, response.succeeded, responses)
 
 
 @overload
@@ -214,7 +255,10 @@ def unprefix_response(prefix: bytes, response: Response) -> Response:
     Raises:
         TypeError: `response` is not a KV response.
     """
-    if isinstance(response, GetResponse):
+    translate = _UNPREFIXERS.get(type(response))
+    if translate is not None:
+        return translate(prefix, response)
+    if isinstance(response, GetResponse):  # a subclass
         return unprefix_get(prefix, response)
     if isinstance(response, PutResponse):
         return unprefix_put(prefix, response)
@@ -223,6 +267,15 @@ def unprefix_response(prefix: bytes, response: Response) -> Response:
     if isinstance(response, TxnResponse):
         return unprefix_txn(prefix, response)
     raise TypeError(f"not a KV response: {type(response).__name__}")
+
+
+# As _PREFIXERS: the exact class picks the translation in one lookup.
+_UNPREFIXERS: Final[dict[type, Callable[[bytes, Any], Response]]] = {
+    GetResponse: unprefix_get,
+    PutResponse: unprefix_put,
+    DeleteResponse: unprefix_delete,
+    TxnResponse: unprefix_txn,
+}
 
 
 def unprefix_event(prefix: bytes, event: Event) -> Event:

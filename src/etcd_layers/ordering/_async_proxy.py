@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import overload
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final, cast, overload
 
 import wrapt
 
@@ -11,6 +12,7 @@ from etcd_layers._compat import Self
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
+from etcd_layers.base.keys import StrOrBytes, plain_get_key
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import AsyncKV
 from etcd_layers.base.responses import (
@@ -24,6 +26,9 @@ from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._proxy import VIOLATIONS, OnViolation
 from etcd_layers.ordering._report import report_violation
 from etcd_layers.ordering._rule import stale_write_error
+
+# The funnel's get, which checks every keyword, for what the fast path does not take.
+_ASYNC_KV_GET: Final[Callable[..., Coroutine[Any, Any, GetResponse]]] = AsyncKV.get
 
 
 class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
@@ -48,9 +53,28 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
         self._self_floor = RevisionFloor() if floor is None else floor
         self._self_on_violation = on_violation
 
+    async def _get_checked(self, key: StrOrBytes, **options: object) -> GetResponse:
+        # The fast path, as OrderingKV's: a plain get is sent as the same plain get (the layer
+        # below may serve it from its cache), and its Op is built only for on_violation.
+        raw = plain_get_key(key, options)
+        if raw is None:
+            return await _ASYNC_KV_GET(self, key, **options)
+        seen = self._self_floor.get()  # read once, before sending: other tasks may raise it
+        response: GetResponse = await self.__wrapped__.get(raw)
+        revision = response.header.revision
+        if revision >= seen:
+            if revision > seen:  # equal: the floor is there already, as it only rises
+                self._self_floor.raise_to(revision)
+            return response
+        return cast(GetResponse, await self._resend(GetOp(raw), response, seen, None))
+
     # The KV calls, written once over `await do()` (base.async_protocols.AsyncKV): do() checks
     # them all, and the Op a call builds there is the one `on_violation` is given.
-    put, get, delete, txn = AsyncKV.put, AsyncKV.get, AsyncKV.delete, AsyncKV.txn
+    put, delete, txn = AsyncKV.put, AsyncKV.delete, AsyncKV.txn
+    if TYPE_CHECKING:  # what callers are checked against: the Protocol's keywords
+        get = AsyncKV.get
+    else:
+        get = _get_checked
 
     @overload
     async def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
@@ -65,16 +89,27 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
     async def do(self, op: Op, *, timeout: float | None = None) -> Response:
         if not isinstance(op, Op):
             raise TypeError(f"op must be an Op, not {type(op).__name__}")
-        deadline = Deadline(check_timeout(timeout))  # one deadline for every attempt
-        kv = self.__wrapped__
-        floor = self._self_floor
-        seen = floor.get()  # read once, before sending: other tasks may raise it meanwhile
+        # One deadline for every attempt; none to keep when the call has no timeout.
+        deadline = None if timeout is None else Deadline(check_timeout(timeout))
+        seen = self._self_floor.get()  # read once, before sending: other tasks may raise it
+        left = None if deadline is None else deadline.remaining()
+        response = await self.__wrapped__.do(op, timeout=left)
+        revision = response.header.revision
+        if revision >= seen:
+            if revision > seen:  # equal: the floor is there already, as it only rises
+                self._self_floor.raise_to(revision)
+            return response
+        return await self._resend(op, response, seen, deadline)
+
+    async def _resend(
+        self, op: Op, response: Response, seen: int, deadline: Deadline | None
+    ) -> Response:
+        """Handle `response`, older than `seen`: ask on_violation, send again until one is not."""
         violations = 0
         while True:
-            response = await kv.do(op, timeout=deadline.remaining())
             revision = response.header.revision
             if revision >= seen:
-                floor.raise_to(revision)
+                self._self_floor.raise_to(revision)
                 return response
             report_violation(revision, seen)
             error = stale_write_error(op, response, seen)
@@ -88,6 +123,8 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
                     await verdict
             finally:
                 VIOLATIONS.reset(token)
+            left = None if deadline is None else deadline.remaining()
+            response = await self.__wrapped__.do(op, timeout=left)
 
     async def __aenter__(self) -> Self:
         return self  # wrapt forwards __aenter__, so `async with` would hand out the inner object

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Final, TypeAlias, cast, overload
 
 import wrapt
 
@@ -12,6 +12,7 @@ from etcd_layers._compat import Self
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
+from etcd_layers.base.keys import StrOrBytes, plain_get_key
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV
 from etcd_layers.base.responses import (
@@ -25,8 +26,6 @@ from etcd_layers.ordering._floor import RevisionFloor
 from etcd_layers.ordering._report import report_violation
 from etcd_layers.ordering._rule import stale_write_error
 
-R = TypeVar("R", bound=Response)
-
 OnViolation: TypeAlias = Callable[[Op, Response, int], object]
 """`on_violation(op, response, prev_revision)`: return to send `op` again, raise to fail."""
 
@@ -34,6 +33,10 @@ OnViolation: TypeAlias = Callable[[Op, Response, int], object]
 # A ContextVar rather than an argument: the callback's signature is Go's (op, resp, prevRev),
 # and each thread (or task) has its own value, so concurrent calls never share a count.
 VIOLATIONS: ContextVar[int] = ContextVar("etcd_layers.ordering.violations", default=0)
+
+
+# The funnel's get, which checks every keyword, for what the fast path does not take.
+_KV_GET: Final[Callable[..., GetResponse]] = KV.get
 
 
 def call_violations() -> int:
@@ -64,32 +67,30 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
         self._self_floor = RevisionFloor() if floor is None else floor
         self._self_on_violation = on_violation
 
-    def _checked(self, op: Op, send: Callable[[float | None], R], timeout: float | None) -> R:
-        """Send `op` until its response is not older than the floor seen when the call began."""
-        deadline = Deadline(check_timeout(timeout))  # one deadline for every attempt
-        floor = self._self_floor
-        seen = floor.get()  # read once, before sending: other threads may raise it meanwhile
-        violations = 0
-        while True:
-            response = send(deadline.remaining())
-            revision = response.header.revision
-            if revision >= seen:
-                floor.raise_to(revision)
-                return response
-            report_violation(revision, seen)
-            error = stale_write_error(op, response, seen)
-            if error is not None:
-                raise error  # a request that may have written is never sent twice
-            violations += 1
-            token = VIOLATIONS.set(violations)
-            try:
-                self._self_on_violation(op, response, seen)  # returns: send again; raises: fail
-            finally:
-                VIOLATIONS.reset(token)
+    def _get_checked(self, key: StrOrBytes, **options: object) -> GetResponse:
+        # The fast path (bench/bench_ordering.py): a plain get of one key is sent as the same
+        # plain get, so that the layer below may take its own fast path (leasing's cache hit
+        # builds no Op); its Op is built only if on_violation needs it. Everything else,
+        # `timeout` included, goes through KV.get, which checks every argument.
+        raw = plain_get_key(key, options)
+        if raw is None:
+            return _KV_GET(self, key, **options)
+        seen = self._self_floor.get()  # read once, before sending: other threads may raise it
+        response: GetResponse = self.__wrapped__.get(raw)
+        revision = response.header.revision
+        if revision >= seen:
+            if revision > seen:  # equal: the floor is there already, as it only rises
+                self._self_floor.raise_to(revision)
+            return response
+        return cast(GetResponse, self._resend(GetOp(raw), response, seen, None))
 
     # The KV calls, written once over do() (base.protocols.KV): do() checks them all, and the
     # Op a call builds there is the one `on_violation` is given.
-    put, get, delete, txn = KV.put, KV.get, KV.delete, KV.txn
+    put, delete, txn = KV.put, KV.delete, KV.txn
+    if TYPE_CHECKING:  # what callers are checked against: the Protocol's keywords
+        get = KV.get
+    else:
+        get = _get_checked
 
     @overload
     def do(self, op: GetOp, *, timeout: float | None = None) -> GetResponse: ...
@@ -104,8 +105,38 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
     def do(self, op: Op, *, timeout: float | None = None) -> Response:
         if not isinstance(op, Op):
             raise TypeError(f"op must be an Op, not {type(op).__name__}")
-        kv = self.__wrapped__
-        return self._checked(op, lambda left: kv.do(op, timeout=left), timeout)
+        # One deadline for every attempt; none to keep when the call has no timeout.
+        deadline = None if timeout is None else Deadline(check_timeout(timeout))
+        seen = self._self_floor.get()  # read once, before sending: other threads may raise it
+        left = None if deadline is None else deadline.remaining()
+        response = self.__wrapped__.do(op, timeout=left)
+        revision = response.header.revision
+        if revision >= seen:
+            if revision > seen:  # equal: the floor is there already, as it only rises
+                self._self_floor.raise_to(revision)
+            return response
+        return self._resend(op, response, seen, deadline)
+
+    def _resend(self, op: Op, response: Response, seen: int, deadline: Deadline | None) -> Response:
+        """Handle `response`, older than `seen`: ask on_violation, send again until one is not."""
+        violations = 0
+        while True:
+            revision = response.header.revision
+            if revision >= seen:
+                self._self_floor.raise_to(revision)
+                return response
+            report_violation(revision, seen)
+            error = stale_write_error(op, response, seen)
+            if error is not None:
+                raise error  # a request that may have written is never sent twice
+            violations += 1
+            token = VIOLATIONS.set(violations)
+            try:
+                self._self_on_violation(op, response, seen)  # returns: send again; raises: fail
+            finally:
+                VIOLATIONS.reset(token)
+            left = None if deadline is None else deadline.remaining()
+            response = self.__wrapped__.do(op, timeout=left)
 
     def __enter__(self) -> Self:
         return self  # wrapt forwards __enter__, so `with` would hand out the *inner* object
