@@ -229,6 +229,24 @@ async def test_async_get_acquires_once_then_answers_from_memory(
     assert leasing.stats(ordering.wrap(lkv)).hits == 2
 
 
+async def test_async_every_hit_path_gives_one_shared_answer(
+    backend: FakeBackend, lkv: AsyncLeasingClient
+) -> None:
+    """As the sync shell: no option, serializable, timeout, keys_only and do(Op.get) hit."""
+    backend.script.append(acquire_answer(5))
+    await lkv.get("k")
+    plain = await lkv.get(b"k")
+    assert await lkv.get("k", serializable=True, timeout=5) is plain
+    assert await lkv.do(Op.get("k", limit=1)) is plain
+    bare = await lkv.get("k", keys_only=True)
+    assert bare.kvs == [KeyValue(b"k", b"", 2, 2, 1)]
+    assert await lkv.do(Op.get("k", keys_only=True), timeout=1) is bare
+    with pytest.raises(ValueError, match="timeout"):
+        await lkv.get("k", timeout=0)
+    assert len(backend.ops()) == 1
+    assert lkv.stats.hits == 5
+
+
 async def test_async_forwards_watcher_and_lease_calls(
     backend: FakeBackend, lkv: AsyncLeasingClient
 ) -> None:

@@ -14,7 +14,8 @@ from etcd_layers.base.responses import (
     PutResponse,
     ResponseHeader,
 )
-from etcd_layers.leasing._cache import REVOKE_BACKOFF, LeaseCache, Lookup
+from etcd_layers.leasing._cache import REVOKE_BACKOFF, LeaseCache
+from etcd_layers.leasing._entry import Lookup
 from etcd_layers.leasing._protocol import Acquired, Written
 from etcd_layers.leasing._releases import Release
 from etcd_layers.leasing._stats import LeasingStats

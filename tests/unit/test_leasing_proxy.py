@@ -313,6 +313,38 @@ def test_get_acquires_once_then_answers_from_memory(backend: FakeBackend, lkv: L
     assert lkv.stats.hits == 2
 
 
+def test_every_hit_path_gives_one_shared_answer_without_a_request(
+    backend: FakeBackend, lkv: LeasingKV
+) -> None:
+    """No option, serializable, a timeout, keys_only, do(Op.get): shared answers, all counted."""
+    backend.script.append(acquire_answer(5))
+    lkv.get("k")
+    plain = lkv.get(b"k")
+    assert lkv.get("k", serializable=True) is plain
+    assert lkv.get(b"k", timeout=5) is plain
+    assert lkv.do(Op.get("k")) is plain
+    assert lkv.do(Op.get("k", limit=1, serializable=True), timeout=1) is plain
+    bare = lkv.get("k", keys_only=True)
+    assert bare.kvs == [KeyValue(b"k", b"", 2, 2, 1)]
+    assert bare.header == plain.header
+    assert lkv.do(Op.get("k", keys_only=True)) is bare
+    # A bytearray key is accepted (and not a fast-path type): the general path answers it.
+    assert lkv.get(bytearray(b"k")) == plain  # type: ignore[arg-type]  # accepted at run time
+    with pytest.raises(TypeError, match="read-only"):
+        plain.kvs.append(KeyValue(b"x"))
+    assert len(backend.ops()) == 1
+    assert lkv.stats.hits == 8
+    # A write of ours withdraws the published answers; the next hit serves what it wrote.
+    after = KeyValue(b"k", b"w", 2, 8, 2)
+    backend.script.append(
+        TxnResponse(header(8), True, [PutResponse(header(8)), GetResponse(header(8), [after], 1)])
+    )
+    lkv.put("k", "w")
+    assert lkv.get("k").kvs == [after]
+    assert lkv.get("k", keys_only=True).kvs == [KeyValue(b"k", b"", 2, 8, 2)]
+    assert len(backend.ops()) == 2
+
+
 def test_get_checks_arguments_even_for_a_cached_key(backend: FakeBackend, lkv: LeasingKV) -> None:
     """Bad options are refused before memory is consulted."""
     backend.script.append(acquire_answer(5))

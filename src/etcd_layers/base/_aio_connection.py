@@ -27,7 +27,7 @@ from etcd_layers.base._balancer import Balancer
 from etcd_layers.base._endpoint import DirectAnswer, TLSConfig, call_direct
 from etcd_layers.base._login import Login
 from etcd_layers.base._methods import AUTHENTICATE, Method
-from etcd_layers.base.deadline import Deadline
+from etcd_layers.base.deadline import UNBOUNDED, Deadline
 from etcd_layers.base.retry import (
     Backoff,
     Retry,
@@ -236,7 +236,11 @@ class AsyncConnection:
 
     def deadline(self, timeout: float | None) -> Deadline:
         """Return the deadline for a call with `timeout` (None: the client's default)."""
-        return Deadline(self.default_timeout if timeout is None else timeout)
+        if timeout is None:
+            timeout = self.default_timeout
+            if timeout is None:
+                return UNBOUNDED
+        return Deadline(timeout)
 
     async def call(
         self,

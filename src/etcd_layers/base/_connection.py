@@ -35,7 +35,7 @@ from etcd_layers.base._endpoint import (
 from etcd_layers.base._login import Login
 from etcd_layers.base._methods import SNAPSHOT_PATH, Method
 from etcd_layers.base._proto import rpc_pb2
-from etcd_layers.base.deadline import Deadline
+from etcd_layers.base.deadline import UNBOUNDED, Deadline
 from etcd_layers.base.retry import (
     Backoff,
     Retry,
@@ -227,7 +227,11 @@ class Connection:
 
     def deadline(self, timeout: float | None) -> Deadline:
         """Return the deadline for a call with `timeout` (None: the client's default)."""
-        return Deadline(self.default_timeout if timeout is None else timeout)
+        if timeout is None:
+            timeout = self.default_timeout
+            if timeout is None:
+                return UNBOUNDED
+        return Deadline(timeout)
 
     def call(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from functools import partial
+from operator import attrgetter
+from typing import Any, Final
 
 from etcd_layers.base._proto import kv_pb2, rpc_pb2
 from etcd_layers.base.compare import Compare
@@ -29,6 +31,12 @@ from etcd_layers.base.responses import (
 def range_request(op: GetOp) -> rpc_pb2.RangeRequest:
     """Return the RangeRequest for a get (only non-default fields are set: the hot path)."""
     request = rpc_pb2.RangeRequest(key=op.key)
+    _range_options(request, op)
+    return request
+
+
+def _range_options(request: rpc_pb2.RangeRequest, op: GetOp) -> None:
+    """Set a RangeRequest's fields beyond its key (its non-default ones only)."""
     if op.range_end:
         request.range_end = op.range_end
     if op.limit:
@@ -53,19 +61,24 @@ def range_request(op: GetOp) -> rpc_pb2.RangeRequest:
         request.min_create_revision = op.min_create_revision
     if op.max_create_revision:
         request.max_create_revision = op.max_create_revision
-    return request
 
 
 def put_request(op: PutOp) -> rpc_pb2.PutRequest:
     """Return the PutRequest for a put."""
-    return rpc_pb2.PutRequest(
-        key=op.key,
-        value=op.value,
-        lease=op.lease,
-        prev_kv=op.prev_kv,
-        ignore_value=op.ignore_value,
-        ignore_lease=op.ignore_lease,
-    )
+    return _put_fields(rpc_pb2.PutRequest(key=op.key, value=op.value), op)
+
+
+def _put_fields(request: rpc_pb2.PutRequest, op: PutOp) -> rpc_pb2.PutRequest:
+    """Set a PutRequest's fields beyond its key and value (non-default ones only)."""
+    if op.lease:
+        request.lease = op.lease
+    if op.prev_kv:
+        request.prev_kv = True
+    if op.ignore_value:
+        request.ignore_value = True
+    if op.ignore_lease:
+        request.ignore_lease = True
+    return request
 
 
 def delete_request(op: DeleteOp) -> rpc_pb2.DeleteRangeRequest:
@@ -75,26 +88,57 @@ def delete_request(op: DeleteOp) -> rpc_pb2.DeleteRangeRequest:
 
 def compare_message(compare: Compare) -> rpc_pb2.Compare:
     """Return the protobuf Compare for a Compare."""
-    message = rpc_pb2.Compare(
-        result=compare.result,  # type: ignore[arg-type]  # IntEnum values are the wire values
-        target=compare.target,  # type: ignore[arg-type]  # likewise
-        key=compare.key,
-        range_end=compare.range_end,
-    )
-    setattr(message, _TARGET_FIELDS[compare.target], compare.target_value)
+    message = rpc_pb2.Compare()
+    _compare_fields(message, compare)
     return message
+
+
+def _compare_fields(message: rpc_pb2.Compare, compare: Compare) -> None:
+    message.result = compare.result  # type: ignore[assignment]  # IntEnum = wire value
+    message.target = compare.target  # type: ignore[assignment]  # likewise
+    message.key = compare.key
+    if compare.range_end:
+        message.range_end = compare.range_end
+    setattr(message, _TARGET_FIELDS[compare.target], compare.target_value)
 
 
 _TARGET_FIELDS: Final = ("version", "create_revision", "mod_revision", "value", "lease")
 
 
 def txn_request(op: TxnOp) -> rpc_pb2.TxnRequest:
-    """Return the TxnRequest for a txn (nested txns included)."""
-    return rpc_pb2.TxnRequest(
-        compare=[compare_message(c) for c in op.compare],
-        success=[request_op(o) for o in op.success],
-        failure=[request_op(o) for o in op.failure],
-    )
+    """Return the TxnRequest for a txn (nested txns included).
+
+    Every part is filled in place in the request's repeated fields: building sub-messages
+    and handing them over would copy each one.
+    """
+    request = rpc_pb2.TxnRequest()
+    _fill_txn(request, op)
+    return request
+
+
+def _fill_txn(request: rpc_pb2.TxnRequest, op: TxnOp) -> None:
+    add = request.compare.add
+    for compare in op.compare:
+        _compare_fields(add(), compare)
+    _fill_ops(request.success, op.success)
+    _fill_ops(request.failure, op.failure)
+
+
+def _fill_ops(messages: Any, ops: Iterable[Op]) -> None:
+    add = messages.add
+    for op in ops:
+        kind = type(op)
+        if kind is GetOp:
+            get = add().request_range
+            get.key = op.key  # type: ignore[attr-defined]  # a GetOp
+            _range_options(get, op)  # type: ignore[arg-type]  # a GetOp
+        elif kind is PutOp:
+            put = add().request_put
+            put.key = op.key  # type: ignore[attr-defined]  # a PutOp
+            put.value = op.value  # type: ignore[attr-defined]  # a PutOp
+            _put_fields(put, op)  # type: ignore[arg-type]  # a PutOp
+        else:
+            add().CopyFrom(request_op(op))
 
 
 def request_op(op: Op) -> rpc_pb2.RequestOp:
@@ -106,59 +150,68 @@ def request_op(op: Op) -> rpc_pb2.RequestOp:
     if isinstance(op, DeleteOp):
         return rpc_pb2.RequestOp(request_delete_range=delete_request(op))
     if isinstance(op, TxnOp):
-        return rpc_pb2.RequestOp(request_txn=txn_request(op))
+        message = rpc_pb2.RequestOp()
+        _fill_txn(message.request_txn, op)
+        return message
     raise TypeError(f"not an Op: {type(op).__name__}")
 
 
 # --- responses ----------------------------------------------------------------------------
 
 
+# Responses are records (base._record): tuples built by one C call from the fields that C-level
+# attrgetters read off the message, with no Python frame per KeyValue.
+_new: Final[Any] = tuple.__new__
+_HEADER_FIELDS: Final = attrgetter("cluster_id", "member_id", "revision", "raft_term")
+_KV_FIELDS: Final = attrgetter(
+    "key", "value", "create_revision", "mod_revision", "version", "lease"
+)
+_new_key_value: Final = partial(_new, KeyValue)
+# Up to this many KeyValues are built at once; more are built on first use (base.lazy).
+EAGER_KVS: Final = 8
+
+
 def header(message: rpc_pb2.ResponseHeader) -> ResponseHeader:
     """Return a ResponseHeader."""
-    return ResponseHeader(
-        message.cluster_id, message.member_id, message.revision, message.raft_term
-    )
+    return _new(ResponseHeader, _HEADER_FIELDS(message))  # type: ignore[no-any-return]
 
 
 def key_value(message: kv_pb2.KeyValue) -> KeyValue:
     """Return a KeyValue."""
-    return KeyValue(
-        message.key,
-        message.value,
-        message.create_revision,
-        message.mod_revision,
-        message.version,
-        message.lease,
-    )
+    return _new(KeyValue, _KV_FIELDS(message))  # type: ignore[no-any-return]
 
 
 def key_values(messages: Iterable[kv_pb2.KeyValue]) -> list[KeyValue]:
     """Return KeyValues for a repeated field, in order."""
-    return [
-        KeyValue(m.key, m.value, m.create_revision, m.mod_revision, m.version, m.lease)
-        for m in messages
-    ]
+    return list(map(_new_key_value, map(_KV_FIELDS, messages)))
+
+
+def kvs_of(messages: Sequence[kv_pb2.KeyValue]) -> list[KeyValue]:
+    """Return a range's KeyValues: built now when few, else converted on first use."""
+    if len(messages) <= EAGER_KVS:
+        return list(map(_new_key_value, map(_KV_FIELDS, messages)))
+    return LazyKeyValues(messages, key_values)
 
 
 def get_response(message: rpc_pb2.RangeResponse) -> GetResponse:
-    """Return a GetResponse whose kvs are converted on first use (see base.lazy)."""
-    return GetResponse(
-        header(message.header),
-        LazyKeyValues(message.kvs, key_values),
-        message.count,
-        message.more,
+    """Return a GetResponse (a large range's kvs are converted on first use: base.lazy)."""
+    return _new(  # type: ignore[no-any-return]
+        GetResponse,
+        (header(message.header), kvs_of(message.kvs), message.count, message.more),
     )
 
 
 def put_response(message: rpc_pb2.PutResponse) -> PutResponse:
     """Return a PutResponse (prev_kv None unless the server sent one)."""
     prev = key_value(message.prev_kv) if message.HasField("prev_kv") else None
-    return PutResponse(header(message.header), prev)
+    return _new(PutResponse, (header(message.header), prev))  # type: ignore[no-any-return]
 
 
 def delete_response(message: rpc_pb2.DeleteRangeResponse) -> DeleteResponse:
     """Return a DeleteResponse."""
-    return DeleteResponse(header(message.header), message.deleted, key_values(message.prev_kvs))
+    return _new(  # type: ignore[no-any-return]
+        DeleteResponse, (header(message.header), message.deleted, key_values(message.prev_kvs))
+    )
 
 
 def txn_response(message: rpc_pb2.TxnResponse, outer: ResponseHeader | None = None) -> TxnResponse:
@@ -168,14 +221,15 @@ def txn_response(message: rpc_pb2.TxnResponse, outer: ResponseHeader | None = No
     (nested txns included) gets the outermost txn's header, so layers can rely on it.
     """
     top = outer if outer is not None else header(message.header)
-    return TxnResponse(top, message.succeeded, [_inner_response(r, top) for r in message.responses])
+    answers = [_inner_response(r, top) for r in message.responses]
+    return _new(TxnResponse, (top, message.succeeded, answers))  # type: ignore[no-any-return]
 
 
 def _inner_response(message: rpc_pb2.ResponseOp, top: ResponseHeader) -> Response:
     kind = message.WhichOneof("response")
     if kind == "response_range":
         inner = message.response_range
-        return GetResponse(top, LazyKeyValues(inner.kvs, key_values), inner.count, inner.more)
+        return _new(GetResponse, (top, kvs_of(inner.kvs), inner.count, inner.more))  # type: ignore[no-any-return]
     if kind == "response_put":
         put = message.response_put
         return PutResponse(top, key_value(put.prev_kv) if put.HasField("prev_kv") else None)

@@ -49,3 +49,6 @@ class Deadline:
     def expired(self) -> bool:
         """Whether the time is spent."""
         return self._at != _NO_DEADLINE and time.monotonic() >= self._at
+
+
+UNBOUNDED: Final = Deadline(None)  # immutable: every call without a deadline shares it

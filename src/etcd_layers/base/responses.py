@@ -1,4 +1,8 @@
-"""Typed, immutable responses, with the attribute names of etcd's protobuf messages."""
+"""Typed, immutable responses, with the attribute names of etcd's protobuf messages.
+
+The KV answers, built on every call, are records (base._record: frozen dataclasses stored as
+tuples, cheaper to build); the rest are frozen, slotted dataclasses.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from etcd_layers.base._record import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class ResponseHeader:
     """Where and when a response was produced."""
 
@@ -20,7 +26,7 @@ class ResponseHeader:
 EMPTY_HEADER = ResponseHeader()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyValue:
     """One key with its value and metadata."""
 
@@ -32,7 +38,7 @@ class KeyValue:
     lease: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GetResponse:
     """The answer to a range request."""
 
@@ -42,7 +48,7 @@ class GetResponse:
     more: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PutResponse:
     """The answer to a put; `prev_kv` only when asked for and the key existed."""
 
@@ -50,7 +56,7 @@ class PutResponse:
     prev_kv: KeyValue | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeleteResponse:
     """The answer to a delete."""
 
@@ -59,7 +65,7 @@ class DeleteResponse:
     prev_kvs: list[KeyValue] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TxnResponse:
     """The answer to a txn: which branch ran, and one response per op of that branch."""
 
@@ -68,7 +74,7 @@ class TxnResponse:
     responses: list[Response] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompactResponse:
     """The answer to a compaction."""
 

@@ -20,7 +20,7 @@ from etcd_layers.base.async_waiting import wait_deleted as async_wait_deleted
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes, plain_get_key
+from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.responses import (
     DeleteResponse,
@@ -31,7 +31,8 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.errors import LeaseNotFoundError, UnavailableError
 from etcd_layers.leasing._async_session import AsyncLeasingBackend, AsyncOwnership
-from etcd_layers.leasing._cache import LeaseCache, Lookup
+from etcd_layers.leasing._cache import LeaseCache
+from etcd_layers.leasing._entry import Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,
@@ -43,6 +44,7 @@ from etcd_layers.leasing._protocol import (
     read_probe,
     written_keys,
 )
+from etcd_layers.leasing._served import op_view, options_view
 from etcd_layers.leasing._stats import LeasingStats
 
 __all__ = ["AsyncLeasingClient", "AsyncLeasingKV"]
@@ -79,6 +81,8 @@ class AsyncLeasingKV(wrapt.BaseObjectProxy[AsyncLeasingBackend]):
     constructor alone: the session must exist before memory may answer.
     """
 
+    __getattribute__ = object.__getattribute__  # a third of wrapt's cost (see LeasingKV)
+
     # Forwarded as they are; named for Protocol checks (see LeasingKV).
     compact = Forwarded()
     watch = Forwarded()
@@ -100,6 +104,8 @@ class AsyncLeasingKV(wrapt.BaseObjectProxy[AsyncLeasingBackend]):
         # Only ever called on the event loop (every cache call is made there), so setting an
         # asyncio.Event, which is not thread-safe, is safe.
         self._self_cache = LeaseCache(max_keys, on_release=ready.set)
+        self._self_plain = self._self_cache.published.plain  # the lock-free reads of a hit
+        self._self_view = self._self_cache.published.view
         self._self_ownership = AsyncOwnership(backend, self._self_cache, ready, prefix, ttl)
 
     async def open(self, timeout: float | None) -> Self:
@@ -148,12 +154,19 @@ class AsyncLeasingKV(wrapt.BaseObjectProxy[AsyncLeasingBackend]):
     put, delete, txn = AsyncKV.put, AsyncKV.delete, AsyncKV.txn
 
     async def _get_served(self, key: StrOrBytes, **options: object) -> GetResponse:
-        # The fast path, as LeasingKV's: a plain get of an owned key is one cache lookup.
-        raw = plain_get_key(key, options)
-        if raw is not None:
-            cached = self._self_cache.lookup(raw)
-            if cached is not None:
-                return cached
+        # The fast path, as LeasingKV's: a get of an owned key with no option, or only
+        # serializable, keys_only and timeout, is one lock-free lookup of a published answer.
+        raw = key if type(key) is bytes else key.encode() if type(key) is str else b""
+        if not options:
+            response = self._self_plain(raw)
+            keys_only: bool | None = False
+        else:
+            keys_only = options_view(options)
+            response = None if keys_only is None else self._self_view(raw, keys_only)
+        if response is None and keys_only is not None and raw:
+            response = self._self_cache.lookup(raw, keys_only)  # unpublished: under the lock
+        if response is not None:
+            return response
         return await _ASYNC_KV_GET(self, key, **options)
 
     if TYPE_CHECKING:
@@ -172,7 +185,15 @@ class AsyncLeasingKV(wrapt.BaseObjectProxy[AsyncLeasingBackend]):
     @overload
     async def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
     async def do(self, op: Op, *, timeout: float | None = None) -> Response:
-        timeout = check_timeout(timeout)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if type(op) is GetOp and (keys_only := op_view(op)) is not None:
+            # The shared answers first, as in get(): published, else under the lock.
+            response = self._self_view(op.key, keys_only)
+            if response is None:
+                response = self._self_cache.lookup(op.key, keys_only)
+            if response is not None:
+                return response
         if isinstance(op, GetOp):
             return await self._get(op, timeout)
         if isinstance(op, TxnOp):

@@ -5,26 +5,24 @@ answer now (the key is owned, no write of ours to it is in flight, the session l
 to be alive), whether an acquisition may still be cached (no revocation or release of that
 leasing key overtook it), and which leasing keys must be given back. Only this module takes
 the lock; callers never hold it. The state it guards lives in small lock-free parts, each
-with one job: `_tombstones`, `_releases`, `_writes` and `_stats`.
+with one job: `_tombstones`, `_releases`, `_writes` and `_stats`. Answers memory may give
+are also published in `_served`, for reads that take no lock at all (`published`).
 """
 
 from __future__ import annotations
 
-import enum
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Final
-
-from cachetools import LRUCache
 
 from etcd_layers.base.ops import GetOp
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
-from etcd_layers.leasing._entry import Entry, build_response, header_at
+from etcd_layers.leasing._entry import Entry, EntryLRU, Lookup, build_response, header_at
 from etcd_layers.leasing._evaluate import answer_get
 from etcd_layers.leasing._protocol import Acquired, Written
 from etcd_layers.leasing._releases import Release, ReleaseQueue
+from etcd_layers.leasing._served import Published, keys_only_view
 from etcd_layers.leasing._stats import Counters, LeasingStats, retire
 from etcd_layers.leasing._tombstones import Tombstones
 from etcd_layers.leasing._writes import (
@@ -36,27 +34,6 @@ from etcd_layers.leasing._writes import (
 )
 
 REVOKE_BACKOFF: Final = 2.0  # seconds before a revoked key is acquired again (clientv3's value)
-
-
-class Lookup(enum.Enum):
-    """What memory could do for a single-key read."""
-
-    HIT = "hit"  # answered
-    HELD = "held"  # owned, but not answerable now: ask the server, do not acquire
-    ABSENT = "absent"  # not owned
-
-
-class _LRU(LRUCache[bytes, Entry]):
-    """cachetools' LRU that remembers what it evicted, so the leasing keys can be released."""
-
-    def __init__(self, maxsize: int, evicted: list[tuple[bytes, Entry]]) -> None:
-        super().__init__(maxsize)
-        self._evicted = evicted
-
-    def popitem(self) -> tuple[bytes, Entry]:
-        key, entry = super().popitem()
-        self._evicted.append((key, entry))
-        return key, entry
 
 
 class LeaseCache:
@@ -83,10 +60,12 @@ class LeaseCache:
         self._on_release = on_release
         self._wakeup = threading.Condition(self._lock)
         self._evicted: list[tuple[bytes, Entry]] = []
-        self._entries = _LRU(sys.maxsize if max_keys is None else max_keys, self._evicted)
+        # Unbounded: a plain dict, as no recency need be kept (nor can be, by lock-free hits).
+        self._entries: MutableMapping[bytes, Entry] = (
+            {} if max_keys is None else EntryLRU(max_keys, self._evicted)
+        )
         self._clock = clock
         self._lease_id = 0
-        self._valid_until = 0.0
         self._floor = 0
         self._closed = False
         self._watching = False  # revocations reach us: without that, nothing may be cached
@@ -94,20 +73,30 @@ class LeaseCache:
         self._writing = WritesInFlight()
         self._releases = ReleaseQueue()
         self._counts = Counters()
+        self._publishing = max_keys is None  # a bounded cache's hits keep recency: locked
+        self._published = Published(clock, self._counts.hit.counter)
 
     # --- reads ---------------------------------------------------------------------------
 
-    def lookup(self, key: bytes) -> GetResponse | None:
-        """Return the shared answer to a plain get of `key`, or None if memory cannot answer."""
+    @property
+    def published(self) -> Published:
+        """The answers any thread may read without the lock (see `Published`)."""
+        return self._published
+
+    def lookup(self, key: bytes, keys_only: bool = False) -> GetResponse | None:
+        """Return the shared answer to a get of `key` (keys only or not), or None.
+
+        None: memory cannot answer. The published answer if there is one, else under the lock.
+        """
+        response = self._published.view(key, keys_only)
+        if response is not None:
+            return response
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry.pending or self._clock() >= self._valid_until:
+            if entry is None or entry.pending or self._expired():
                 return None
-            response = entry.response
-            if response.header.revision < self._floor:
-                response = entry.response = build_response(entry, self._floor)
-            self._counts.hits += 1
-            return response
+            response = self._hit(key, entry)
+        return keys_only_view(response) if keys_only else response
 
     def answer(self, op: GetOp) -> tuple[Lookup, GetResponse | None]:
         """Answer a single-key get of the current revision from memory if possible."""
@@ -116,13 +105,10 @@ class LeaseCache:
             if entry is None:
                 self._counts.misses += 1
                 return Lookup.ABSENT, None
-            if entry.pending or self._clock() >= self._valid_until:
+            if entry.pending or self._expired():
                 self._counts.misses += 1
                 return Lookup.HELD, None
-            response = entry.response
-            if response.header.revision < self._floor:
-                response = entry.response = build_response(entry, self._floor)
-            self._counts.hits += 1
+            response = self._hit(op.key, entry)
             kv, header = entry.kv, response.header  # the shared answer's: built once per floor
         return Lookup.HIT, answer_get(op, kv, header)
 
@@ -135,7 +121,7 @@ class LeaseCache:
         were enough (`count_hit`, `count_miss`).
         """
         with self._lock:
-            if self._clock() >= self._valid_until:
+            if self._expired():
                 return None
             states: dict[bytes, KeyValue | None] = {}
             newest: Entry | None = None
@@ -153,7 +139,7 @@ class LeaseCache:
     def raise_floor(self, revision: int) -> None:
         """Note a revision this client has returned: memory never answers below it."""
         with self._lock:
-            self._floor = max(self._floor, revision)
+            self._raise(revision)
 
     # --- acquisitions --------------------------------------------------------------------
 
@@ -161,7 +147,7 @@ class LeaseCache:
         """Return the session lease to acquire `key` under, or 0 if it must not be acquired now."""
         with self._lock:
             now = self._clock()
-            if self._closed or not self._watching or not self._lease_id or now >= self._valid_until:
+            if self._closed or not self._watching or not self._lease_id or self._expired(now):
                 return 0
             if self._writing.covers(key):
                 return 0
@@ -183,7 +169,7 @@ class LeaseCache:
                 self._closed
                 or not self._watching
                 or lease_id != self._lease_id
-                or self._clock() >= self._valid_until
+                or self._expired()
                 or self._writing.covers(key)
                 or self._tombstones.overtaken(key, incarnation)
                 or key in self._entries
@@ -214,7 +200,7 @@ class LeaseCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.incarnation <= incarnation:
-                del self._entries[key]
+                self._drop(key)
             self._counts.revocations += 1
             self._tombstones.mark(key, revision, self._clock(), revoked=True)
             self._queue_release(key, incarnation)
@@ -224,20 +210,21 @@ class LeaseCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.incarnation < revision:
-                del self._entries[key]
+                self._drop(key)
             self._tombstones.mark(key, revision - 1, self._clock(), revoked=False)
 
     def start_session(self, lease_id: int, valid_until: float) -> None:
         """Use a new session lease, known alive until `valid_until` (monotonic seconds)."""
         with self._lock:
             if not self._closed:
-                self._lease_id, self._valid_until = lease_id, valid_until
+                self._lease_id = lease_id
+                self._published.valid_until = valid_until
 
     def renewed(self, lease_id: int, valid_until: float) -> None:
         """The session lease was renewed: memory may answer until `valid_until`."""
         with self._lock:
-            if lease_id == self._lease_id and valid_until > self._valid_until:
-                self._valid_until = valid_until
+            if lease_id == self._lease_id and valid_until > self._published.valid_until:
+                self._published.valid_until = valid_until
 
     def end_session(self, lease_id: int) -> bool:
         """The session lease is (or may be) gone: forget everything at once.
@@ -248,7 +235,8 @@ class LeaseCache:
         with self._lock:
             if lease_id != self._lease_id or not lease_id:
                 return False
-            self._lease_id, self._valid_until = 0, 0.0
+            self._lease_id, self._published.valid_until = 0, 0.0
+            self._published.clear()
             self._entries.clear()
             self._evicted.clear()
             self._counts.session_losses += 1
@@ -263,6 +251,7 @@ class LeaseCache:
         with self._lock:
             self._watching = watching
             if not watching:
+                self._published.clear()
                 for key in list(self._entries):
                     entry = self._entries.pop(key)
                     self._queue_release(key, entry.incarnation)
@@ -283,7 +272,8 @@ class LeaseCache:
         """Forget everything and stop answering; wakes the release worker."""
         with self._wakeup:
             self._closed = True
-            self._lease_id, self._valid_until = 0, 0.0
+            self._lease_id, self._published.valid_until = 0, 0.0
+            self._published.clear()
             self._entries.clear()
             self._evicted.clear()
             self._releases.clear()
@@ -299,8 +289,9 @@ class LeaseCache:
         with self._lock:
             self._writing.begin(keys, ranges)
             held = covered_entries(self._entries, keys, ranges)
-            for entry in held.values():
+            for key, entry in held.items():
                 entry.pending += 1
+                self._published.withdraw(key)
             return WriteTicket(self._lease_id, keys, ranges, held)
 
     def end_writes(self, ticket: WriteTicket, written: Written | None) -> None:
@@ -321,7 +312,7 @@ class LeaseCache:
                     entry.header = written.response.header
                     entry.response = build_response(entry, self._floor)
                     continue
-                del self._entries[key]
+                self._drop(key)
                 if outcome is Settle.RELEASE:
                     self._queue_release(key, entry.incarnation)
 
@@ -362,8 +353,7 @@ class LeaseCache:
 
     def count_hit(self) -> None:
         """Count a read answered from memory outside `lookup`/`answer` (a txn)."""
-        with self._lock:
-            self._counts.hits += 1
+        self._counts.hit.bump()  # lock-free (a Tally)
 
     def count_miss(self) -> None:
         """Count a read that memory could not answer without looking (ranges and the like)."""
@@ -373,7 +363,26 @@ class LeaseCache:
     # --- under the lock ------------------------------------------------------------------
 
     def _raise(self, revision: int) -> None:
-        self._floor = max(self._floor, revision)
+        if revision > self._floor:
+            self._floor = revision
+            self._published.clear()  # answered below the floor: rebuilt by the next hit
+
+    def _expired(self, now: float | None = None) -> bool:
+        return (self._clock() if now is None else now) >= self._published.valid_until
+
+    def _hit(self, key: bytes, entry: Entry) -> GetResponse:
+        # A hit of an entry memory may answer for: its shared answer at the floor, published.
+        response = entry.response
+        if response.header.revision < self._floor:
+            response = entry.response = build_response(entry, self._floor)
+        if self._publishing:
+            self._published.publish(key, response)
+        self._counts.hit.bump()
+        return response
+
+    def _drop(self, key: bytes) -> None:
+        del self._entries[key]
+        self._published.withdraw(key)
 
     def _queue_release(self, key: bytes, incarnation: int) -> None:
         entry = self._entries.get(key)
@@ -390,5 +399,6 @@ class LeaseCache:
     def _drain_evicted(self) -> None:
         while self._evicted:
             key, entry = self._evicted.pop()
+            self._published.withdraw(key)
             self._counts.evictions += 1
             self._queue_release(key, entry.incarnation)

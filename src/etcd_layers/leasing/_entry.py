@@ -1,11 +1,14 @@
-"""One owned key's cached state, and the shared read-only answers built from it."""
+"""Owned keys' cached state (in an LRU when bounded) and the shared answers built from it."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
+
+from cachetools import LRUCache
 
 from etcd_layers.base.responses import GetResponse, KeyValue, ResponseHeader
 
@@ -60,6 +63,27 @@ class Entry:
     header: ResponseHeader
     response: GetResponse
     pending: int = 0  # writes of ours in flight: memory must not answer meanwhile
+
+
+class Lookup(enum.Enum):
+    """What memory could do for a single-key read."""
+
+    HIT = "hit"  # answered
+    HELD = "held"  # owned, but not answerable now: ask the server, do not acquire
+    ABSENT = "absent"  # not owned
+
+
+class EntryLRU(LRUCache[bytes, Entry]):
+    """cachetools' LRU that remembers what it evicted, so the leasing keys can be released."""
+
+    def __init__(self, maxsize: int, evicted: list[tuple[bytes, Entry]]) -> None:
+        super().__init__(maxsize)
+        self._evicted = evicted
+
+    def popitem(self) -> tuple[bytes, Entry]:
+        key, entry = super().popitem()
+        self._evicted.append((key, entry))
+        return key, entry
 
 
 def header_at(entry: Entry, floor: int) -> ResponseHeader:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Final
 
 from etcd_layers.base.compare import Compare, CompareResult, CompareTarget
@@ -35,16 +36,13 @@ def _order(left: bytes | int, right: bytes | int) -> int:
     raise TypeError(f"cannot compare {type(left).__name__} with {type(right).__name__}")
 
 
-def _field(kv: KeyValue, target: CompareTarget) -> bytes | int:
-    if target == CompareTarget.VALUE:
-        return kv.value
-    if target == CompareTarget.CREATE:
-        return kv.create_revision
-    if target == CompareTarget.MOD:
-        return kv.mod_revision
-    if target == CompareTarget.VERSION:
-        return kv.version
-    return kv.lease
+_FIELDS: Final[dict[CompareTarget, Callable[[KeyValue], bytes | int]]] = {
+    CompareTarget.VALUE: attrgetter("value"),
+    CompareTarget.CREATE: attrgetter("create_revision"),
+    CompareTarget.MOD: attrgetter("mod_revision"),
+    CompareTarget.VERSION: attrgetter("version"),
+    CompareTarget.LEASE: attrgetter("lease"),
+}
 
 
 def evaluate_compare(compare: Compare, kv: KeyValue | None) -> bool:
@@ -62,7 +60,7 @@ def evaluate_compare(compare: Compare, kv: KeyValue | None) -> bool:
         if compare.target == CompareTarget.VALUE:
             return False
         kv = _ABSENT_FIELDS
-    result = _order(_field(kv, compare.target), compare.target_value)
+    result = _order(_FIELDS[compare.target](kv), compare.target_value)
     return _RELATIONS[compare.result](result)
 
 
@@ -107,16 +105,19 @@ def txn_keys(txn: TxnOp) -> frozenset[bytes]:
     if the branch holding them runs, which `evaluate_txn` finds out.
     """
     keys: set[bytes] = set()
-
-    def visit(item: TxnOp) -> None:
-        keys.update(compare.key for compare in item.compare if not compare.range_end)
-        for op in (*item.success, *item.failure):
-            if isinstance(op, TxnOp):
-                visit(op)
-            elif isinstance(op, GetOp) and answerable(op):
-                keys.add(op.key)
-
-    visit(txn)
+    pending = [txn]
+    while pending:
+        item = pending.pop()
+        for compare in item.compare:
+            if not compare.range_end:
+                keys.add(compare.key)
+        for branch in (item.success, item.failure):
+            for op in branch:
+                if isinstance(op, GetOp):
+                    if answerable(op):
+                        keys.add(op.key)
+                elif isinstance(op, TxnOp):
+                    pending.append(op)
     return frozenset(keys)
 
 
@@ -133,9 +134,12 @@ def evaluate_txn(
     Raises:
         KeyError: a key the running branches need is missing from `states`.
     """
-    if any(compare.range_end for compare in txn.compare):
-        return None
-    succeeded = all(evaluate_compare(compare, states[compare.key]) for compare in txn.compare)
+    succeeded = True
+    for compare in txn.compare:
+        if compare.range_end:
+            return None
+        if succeeded and not evaluate_compare(compare, states[compare.key]):
+            succeeded = False  # as all(): the later comparisons need not be evaluated
     responses: list[Response] = []
     for op in txn.success if succeeded else txn.failure:
         if isinstance(op, TxnOp):

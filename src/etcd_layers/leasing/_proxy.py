@@ -12,7 +12,7 @@ from etcd_layers._compat import Self
 from etcd_layers.base.checks import check_timeout
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.forwarding import Forwarded
-from etcd_layers.base.keys import StrOrBytes, plain_get_key
+from etcd_layers.base.keys import StrOrBytes
 from etcd_layers.base.ops import DeleteOp, GetOp, Op, PutOp, TxnOp
 from etcd_layers.base.protocols import KV, KVWatcherLease
 from etcd_layers.base.responses import (
@@ -24,7 +24,8 @@ from etcd_layers.base.responses import (
 )
 from etcd_layers.base.waiting import wait_deleted
 from etcd_layers.errors import LeaseNotFoundError, UnavailableError
-from etcd_layers.leasing._cache import LeaseCache, Lookup
+from etcd_layers.leasing._cache import LeaseCache
+from etcd_layers.leasing._entry import Lookup
 from etcd_layers.leasing._evaluate import answer_get, answerable, evaluate_txn, txn_keys
 from etcd_layers.leasing._protocol import (
     Acquired,
@@ -36,6 +37,7 @@ from etcd_layers.leasing._protocol import (
     read_probe,
     written_keys,
 )
+from etcd_layers.leasing._served import op_view, options_view
 from etcd_layers.leasing._session import LeasingBackend, Ownership
 from etcd_layers.leasing._stats import LeasingStats
 
@@ -71,6 +73,12 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     are: keys need no translation here.
     """
 
+    # wrapt's C proxy makes a subclass look every attribute up by calling a Python-level
+    # __getattribute__; object's own lookup (wrapt's __getattr__ still forwards what it does
+    # not find) costs a third, and a cache hit is a few such lookups (bench/bench_leasing.py).
+    # The one difference: __doc__ and __module__ are LeasingKV's, as __class__ already is.
+    __getattribute__ = object.__getattribute__
+
     # Forwarded as they are, and named so that Protocol checks see them on every Python (3.12+
     # look members up statically and never reach wrapt's forwarding __getattr__).
     compact = Forwarded()
@@ -96,6 +104,8 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
         self._self_backend = backend  # the same object as __wrapped__, typed
         self._self_prefix = prefix
         self._self_cache = LeaseCache(max_keys)
+        self._self_plain = self._self_cache.published.plain  # the lock-free reads of a hit
+        self._self_view = self._self_cache.published.view
         self._self_ownership = Ownership(backend, self._self_cache, prefix, ttl)
         try:
             self._self_ownership.start(timeout)
@@ -147,13 +157,20 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     put, delete, txn = KV.put, KV.delete, KV.txn
 
     def _get_served(self, key: StrOrBytes, **options: object) -> GetResponse:
-        # The fast path (bench/bench_leasing.py): a plain get of an owned key, with no option
-        # given, costs one cache lookup and builds no Op. Everything else goes through KV.get.
-        raw = plain_get_key(key, options)
-        if raw is not None:
-            cached = self._self_cache.lookup(raw)
-            if cached is not None:
-                return cached
+        # The fast path (bench/bench_leasing.py): a get of an owned key, with no option or
+        # only serializable, keys_only and timeout, is one lock-free lookup of a published
+        # answer, and builds no Op. Everything else (and a miss) goes through the funnel.
+        raw = key if type(key) is bytes else key.encode() if type(key) is str else b""
+        if not options:
+            response = self._self_plain(raw)
+            keys_only: bool | None = False
+        else:
+            keys_only = options_view(options)
+            response = None if keys_only is None else self._self_view(raw, keys_only)
+        if response is None and keys_only is not None and raw:
+            response = self._self_cache.lookup(raw, keys_only)  # unpublished: under the lock
+        if response is not None:
+            return response
         return _KV_GET(self, key, **options)
 
     if TYPE_CHECKING:
@@ -172,7 +189,15 @@ class LeasingKV(wrapt.BaseObjectProxy[LeasingBackend]):
     @overload
     def do(self, op: Op, *, timeout: float | None = None) -> Response: ...
     def do(self, op: Op, *, timeout: float | None = None) -> Response:
-        timeout = check_timeout(timeout)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if type(op) is GetOp and (keys_only := op_view(op)) is not None:
+            # The shared answers first, as in get(): published, else under the lock.
+            response = self._self_view(op.key, keys_only)
+            if response is None:
+                response = self._self_cache.lookup(op.key, keys_only)
+            if response is not None:
+                return response
         if isinstance(op, GetOp):
             return self._get(op, timeout)
         if isinstance(op, TxnOp):

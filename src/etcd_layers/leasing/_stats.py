@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from dataclasses import dataclass
@@ -34,17 +35,47 @@ class LeasingStats:
     cached_keys: int = 0
 
 
+class Tally:
+    """A count that any thread bumps without a lock, read exactly under a lock of its own.
+
+    A bump is `next(tally.counter)` (or `bump()`), `itertools.count`'s next: one C call, which
+    the GIL makes atomic, so no bump is ever lost. (`n += 1` is a load, an add and a store: a
+    garbage collection between them may run a finalizer, switch threads, and lose another
+    thread's count.) Reading takes a number from the same counter, so `value` subtracts the
+    reads made so far.
+    """
+
+    __slots__ = ("_lock", "_reads", "counter")
+
+    def __init__(self) -> None:
+        self.counter = itertools.count()
+        self._lock = threading.Lock()
+        self._reads = 0
+
+    def bump(self) -> None:
+        """Count one."""
+        next(self.counter)
+
+    def value(self) -> int:
+        """Return how many bumps there were."""
+        with self._lock:
+            taken = next(self.counter) - self._reads
+            self._reads += 1
+            return taken
+
+
 class Counters:
     """The running counts behind `LeasingStats`.
 
-    Not thread-safe: the leasing cache counts under its lock.
+    Not thread-safe, but for `hits`: the leasing cache counts the rest under its lock, while
+    hits are also counted by lock-free reads (`hit`, a `Tally`).
     """
 
     __slots__ = (
         "__weakref__",
         "acquisitions",
         "evictions",
-        "hits",
+        "hit",
         "misses",
         "releases",
         "revocations",
@@ -52,10 +83,16 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        self.hits = self.misses = self.acquisitions = self.revocations = 0
+        self.hit = Tally()
+        self.misses = self.acquisitions = self.revocations = 0
         self.evictions = self.releases = self.session_losses = 0
         with _TOTALS_LOCK:
             _LIVE.add(self)
+
+    @property
+    def hits(self) -> int:
+        """Reads answered from memory so far."""
+        return self.hit.value()
 
     def snapshot(self, cached_keys: int) -> LeasingStats:
         """Return the counts as a `LeasingStats`, with `cached_keys` keys cached now."""
