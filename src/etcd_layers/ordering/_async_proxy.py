@@ -52,15 +52,17 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
         super().__init__(kv)
         self._self_floor = RevisionFloor() if floor is None else floor
         self._self_on_violation = on_violation
+        self._self_plain_get = (self._self_floor.get, kv.get)  # looked up once, as OrderingKV's
 
     async def _get_checked(self, key: StrOrBytes, **options: object) -> GetResponse:
         # The fast path, as OrderingKV's: a plain get is sent as the same plain get (the layer
         # below may serve it from its cache), and its Op is built only for on_violation.
-        raw = plain_get_key(key, options)
+        raw = key if type(key) is bytes and key and not options else plain_get_key(key, options)
         if raw is None:
             return await _ASYNC_KV_GET(self, key, **options)
-        seen = self._self_floor.get()  # read once, before sending: other tasks may raise it
-        response: GetResponse = await self.__wrapped__.get(raw)
+        floor_get, inner_get = self._self_plain_get
+        seen = floor_get()  # read once, before sending: other tasks may raise it
+        response: GetResponse = await inner_get(raw)
         revision = response.header.revision
         if revision >= seen:
             if revision > seen:  # equal: the floor is there already, as it only rises
