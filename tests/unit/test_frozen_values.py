@@ -120,8 +120,8 @@ def test_built_by_draft_keeps_the_dataclass_signature_and_defaults() -> None:
         _Ranged()  # type: ignore[call-arg]  # key is required, as in the dataclass
 
 
-def test_built_by_draft_refuses_what_it_cannot_build() -> None:
-    """A class without slots, or with a default_factory, is refused when decorated."""
+def test_built_by_draft_refuses_a_class_without_slots() -> None:
+    """A class without slots is refused when decorated."""
     with pytest.raises(TypeError, match="slots"):
 
         @built_by_draft
@@ -129,9 +129,22 @@ def test_built_by_draft_refuses_what_it_cannot_build() -> None:
         class Unslotted:
             key: bytes
 
-    with pytest.raises(TypeError, match="default_factory"):
 
-        @built_by_draft
-        @dataclasses.dataclass(frozen=True, slots=True)
-        class Listed:
-            items: list[int] = dataclasses.field(default_factory=list)
+def test_a_default_factory_gives_every_value_a_fresh_default() -> None:
+    """A field with a default_factory gets a new default per value, as the dataclass's would."""
+
+    @built_by_draft
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Listed:
+        name: str
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    first, second = Listed("a"), Listed(name="b")
+    assert first.items == []
+    assert second.items == []
+    assert first.items is not second.items
+    given = [1]
+    assert Listed("c", given).items is given
+    assert Listed("c", items=given) == Listed("c", [1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.items = [2]  # type: ignore[misc]

@@ -59,7 +59,7 @@ def built_by_draft(cls: type[T]) -> type[T]:
     A subclass is built field by field, as before.
 
     Raises:
-        TypeError: `cls` is not a slotted dataclass whose fields have plain defaults.
+        TypeError: `cls` is not a slotted dataclass.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # checked to be a dataclass
     names = tuple(field.name for field in fields)
@@ -74,16 +74,24 @@ def built_by_draft(cls: type[T]) -> type[T]:
         "_replace": dataclasses.replace,
     }
     parameters = []
+    factories = []  # a field with a default_factory gets a fresh default on every call
     for field in fields:
         if field.default_factory is not dataclasses.MISSING:
-            raise TypeError(f"{cls.__name__}.{field.name}: a default_factory is not supported")
-        if field.default is dataclasses.MISSING:
+            scope[f"_factory_{field.name}"] = field.default_factory
+            scope["_MISSING"] = dataclasses.MISSING
+            parameters.append(f"{field.name}=_MISSING")
+            factories += [
+                f"    if {field.name} is _MISSING:",
+                f"        {field.name} = _factory_{field.name}()",
+            ]
+        elif field.default is dataclasses.MISSING:
             parameters.append(field.name)
         else:
             scope[f"_default_{field.name}"] = field.default
             parameters.append(f"{field.name}=_default_{field.name}")
     source = [
         f"def __new__(cls, {', '.join(parameters)}):",
+        *factories,
         "    if cls is not _cls:",
         f"        return _slowly(cls, _names, ({', '.join(names)},))",
         "    draft = _new(_draft)",

@@ -1,7 +1,8 @@
 """Typed, immutable responses, with the attribute names of etcd's protobuf messages.
 
-The KV answers, built on every call, are records (base._record: frozen dataclasses stored as
-tuples, cheaper to build); the rest are frozen, slotted dataclasses.
+All are frozen, slotted dataclasses; the ones built on every call (the KV answers, their
+header and KeyValues, watch events) are built through a draft (base._frozen), about 3x faster
+than a frozen dataclass's own `__init__`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from etcd_layers.base._record import record
+from etcd_layers.base._frozen import built_by_draft
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class ResponseHeader:
     """Where and when a response was produced."""
 
@@ -26,7 +28,8 @@ class ResponseHeader:
 EMPTY_HEADER = ResponseHeader()
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class KeyValue:
     """One key with its value and metadata."""
 
@@ -38,7 +41,8 @@ class KeyValue:
     lease: int = 0
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class GetResponse:
     """The answer to a range request."""
 
@@ -48,7 +52,8 @@ class GetResponse:
     more: bool = False
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class PutResponse:
     """The answer to a put; `prev_kv` only when asked for and the key existed."""
 
@@ -56,7 +61,8 @@ class PutResponse:
     prev_kv: KeyValue | None = None
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class DeleteResponse:
     """The answer to a delete."""
 
@@ -65,7 +71,8 @@ class DeleteResponse:
     prev_kvs: list[KeyValue] = field(default_factory=list)
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class TxnResponse:
     """The answer to a txn: which branch ran, and one response per op of that branch."""
 
@@ -74,7 +81,8 @@ class TxnResponse:
     responses: list[Response] = field(default_factory=list)
 
 
-@record
+@built_by_draft
+@dataclass(frozen=True, slots=True)
 class CompactResponse:
     """The answer to a compaction."""
 
