@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import wrapt
 
@@ -47,9 +47,6 @@ from etcd_layers.namespace._translate import (
     unprefix_watch_response,
 )
 
-_ASYNC_KV_GET: Final[Callable[..., Coroutine[Any, Any, GetResponse]]] = AsyncKV.get
-_ASYNC_KV_PUT: Final[Callable[..., Coroutine[Any, Any, PutResponse]]] = AsyncKV.put
-
 _InnerT = TypeVar("_InnerT")
 _AsyncKVT = TypeVar("_AsyncKVT", bound=AsyncKV)
 _AsyncWatcherT = TypeVar("_AsyncWatcherT", bound=AsyncWatcher)
@@ -84,22 +81,22 @@ class AsyncNamespaceKV(_AsyncNamespaceProxy[_AsyncKVT]):
     # The KV calls, written once over `await do()` (base.async_protocols.AsyncKV).
     delete, txn = AsyncKV.delete, AsyncKV.txn
 
-    async def _get_plain(self, key: StrOrBytes, **options: object) -> GetResponse:
+    async def _get_plain(self, key: StrOrBytes, **options: Any) -> GetResponse:
         # The fast path, as NamespaceKV's: a plain get of one key builds its Op once, translated.
         raw = plain_get_key(key, options)
         if raw is None:
-            return await _ASYNC_KV_GET(self, key, **options)
+            timeout = options.pop("timeout", None)  # as NamespaceKV's: the Op AsyncKV.get builds
+            return await self.do(Op.get(key, **options), timeout=timeout)
         prefix = self._self_prefix
         response: GetResponse = await self.__wrapped__.do(GetOp(prefix + raw))
         return unprefix_get(prefix, response)
 
-    async def _put_plain(
-        self, key: StrOrBytes, value: StrOrBytes, **options: object
-    ) -> PutResponse:
+    async def _put_plain(self, key: StrOrBytes, value: StrOrBytes, **options: Any) -> PutResponse:
         # The same fast path for a put with no option, as NamespaceKV's.
         items = plain_put_items(key, value, options)
         if items is None:
-            return await _ASYNC_KV_PUT(self, key, value, **options)
+            timeout = options.pop("timeout", None)
+            return await self.do(Op.put(key, value, **options), timeout=timeout)
         prefix = self._self_prefix
         response: PutResponse = await self.__wrapped__.do(PutOp(prefix + items[0], items[1]))
         return unprefix_put(prefix, response)

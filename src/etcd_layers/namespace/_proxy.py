@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
@@ -45,9 +45,6 @@ NEVER_TRANSLATED: Final = frozenset(
     {"role_grant_permission", "role_revoke_permission", "role_get", "snapshot"}
 )
 
-# The funnel's calls, which check every keyword, for what the fast paths do not take.
-_KV_GET: Final[Callable[..., GetResponse]] = KV.get
-_KV_PUT: Final[Callable[..., PutResponse]] = KV.put
 
 _InnerT = TypeVar("_InnerT")
 _KVT = TypeVar("_KVT", bound=KV)
@@ -107,21 +104,25 @@ class NamespaceKV(_NamespaceProxy[_KVT]):
     # The KV calls, written once over do() (base.protocols.KV): do() translates them all.
     delete, txn = KV.delete, KV.txn
 
-    def _get_plain(self, key: StrOrBytes, **options: object) -> GetResponse:
+    def _get_plain(self, key: StrOrBytes, **options: Any) -> GetResponse:
         # The fast path (bench/bench_namespace.py): a plain get of one key builds its Op once,
         # already translated, instead of the caller's Op and then a translated copy of it.
         raw = plain_get_key(key, options)
         if raw is None:
-            return _KV_GET(self, key, **options)
+            # The Op KV.get builds (Op.get checks every argument), without KV.get's frame,
+            # which passes all fifteen keywords on: most of what one option costs a layer.
+            timeout = options.pop("timeout", None)  # the call's own dict
+            return self.do(Op.get(key, **options), timeout=timeout)
         prefix = self._self_prefix
         response: GetResponse = self.__wrapped__.do(GetOp(prefix + raw))
         return unprefix_get(prefix, response)
 
-    def _put_plain(self, key: StrOrBytes, value: StrOrBytes, **options: object) -> PutResponse:
+    def _put_plain(self, key: StrOrBytes, value: StrOrBytes, **options: Any) -> PutResponse:
         # The same fast path for a put with no option (bench/bench_namespace.py).
         items = plain_put_items(key, value, options)
         if items is None:
-            return _KV_PUT(self, key, value, **options)
+            timeout = options.pop("timeout", None)  # as in _get_plain
+            return self.do(Op.put(key, value, **options), timeout=timeout)
         prefix = self._self_prefix
         response: PutResponse = self.__wrapped__.do(PutOp(prefix + items[0], items[1]))
         return unprefix_put(prefix, response)

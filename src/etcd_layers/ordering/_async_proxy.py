@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import wrapt
 
@@ -28,7 +27,6 @@ from etcd_layers.ordering._report import report_violation
 from etcd_layers.ordering._rule import stale_write_error
 
 # The funnel's get, which checks every keyword, for what the fast path does not take.
-_ASYNC_KV_GET: Final[Callable[..., Coroutine[Any, Any, GetResponse]]] = AsyncKV.get
 
 
 class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
@@ -54,12 +52,13 @@ class AsyncOrderingKV(wrapt.BaseObjectProxy[AsyncKV]):
         self._self_on_violation = on_violation
         self._self_plain_get = (self._self_floor.get, kv.get)  # looked up once, as OrderingKV's
 
-    async def _get_checked(self, key: StrOrBytes, **options: object) -> GetResponse:
+    async def _get_checked(self, key: StrOrBytes, **options: Any) -> GetResponse:
         # The fast path, as OrderingKV's: a plain get is sent as the same plain get (the layer
         # below may serve it from its cache), and its Op is built only for on_violation.
         raw = key if type(key) is bytes and key and not options else plain_get_key(key, options)
         if raw is None:
-            return await _ASYNC_KV_GET(self, key, **options)
+            timeout = options.pop("timeout", None)  # the Op AsyncKV.get builds, as OrderingKV's
+            return await self.do(Op.get(key, **options), timeout=timeout)
         floor_get, inner_get = self._self_plain_get
         seen = floor_get()  # read once, before sending: other tasks may raise it
         response: GetResponse = await inner_get(raw)

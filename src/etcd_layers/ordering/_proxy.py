@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Final, TypeAlias, cast, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, cast, overload
 
 import wrapt
 
@@ -33,10 +33,6 @@ OnViolation: TypeAlias = Callable[[Op, Response, int], object]
 # A ContextVar rather than an argument: the callback's signature is Go's (op, resp, prevRev),
 # and each thread (or task) has its own value, so concurrent calls never share a count.
 VIOLATIONS: ContextVar[int] = ContextVar("etcd_layers.ordering.violations", default=0)
-
-
-# The funnel's get, which checks every keyword, for what the fast path does not take.
-_KV_GET: Final[Callable[..., GetResponse]] = KV.get
 
 
 def call_violations() -> int:
@@ -70,14 +66,16 @@ class OrderingKV(wrapt.BaseObjectProxy[KV]):
         # (a wrapt proxy too) each lookup costs a third of a leasing cache hit.
         self._self_plain_get = (self._self_floor.get, kv.get)
 
-    def _get_checked(self, key: StrOrBytes, **options: object) -> GetResponse:
+    def _get_checked(self, key: StrOrBytes, **options: Any) -> GetResponse:
         # The fast path (bench/bench_ordering.py): a plain get of one key is sent as the same
         # plain get, so that the layer below may take its own fast path (leasing's cache hit
         # builds no Op); its Op is built only if on_violation needs it. Everything else,
         # `timeout` included, goes through KV.get, which checks every argument.
         raw = key if type(key) is bytes and key and not options else plain_get_key(key, options)
         if raw is None:
-            return _KV_GET(self, key, **options)
+            # The Op KV.get builds (Op.get checks every argument), without KV.get's frame.
+            timeout = options.pop("timeout", None)  # the call's own dict
+            return self.do(Op.get(key, **options), timeout=timeout)
         floor_get, inner_get = self._self_plain_get
         seen = floor_get()  # read once, before sending: other threads may raise it
         response: GetResponse = inner_get(raw)
