@@ -112,6 +112,7 @@ class Connection:
         self.max_send_size = max_send_size
         self._lock = threading.Lock()  # serializes changes of the endpoints
         self.closed = threading.Event()
+        self._closing = False
         self._balancer: Balancer[Endpoint] = Balancer(
             [Endpoint(a, self._new_channel(a)) for a in endpoints], clock=clock
         )
@@ -222,7 +223,7 @@ class Connection:
 
     def check_open(self) -> None:
         """Raise ClosedError once the client is closed."""
-        if self.closed.is_set():
+        if self._closing:  # a plain flag, set with `closed`: read on every call
             raise ClosedError("the client is closed")
 
     def deadline(self, timeout: float | None) -> Deadline:
@@ -463,6 +464,7 @@ class Connection:
         """End every stream and close every channel (idempotent)."""
         if self.closed.is_set():
             return
+        self._closing = True
         self.closed.set()
         for hook in list(self._close_hooks):
             try:

@@ -233,7 +233,12 @@ def key_values(messages: Iterable[kv_pb2.KeyValue]) -> list[KeyValue]:
 
 def kvs_of(messages: Sequence[kv_pb2.KeyValue]) -> list[KeyValue]:
     """Return a range's KeyValues: built now when few, else converted on first use."""
-    if len(messages) <= EAGER_KVS:
+    count = len(messages)
+    if count == 1:  # a single-key get: indexing the repeated field is cheaper than iterating it
+        return [_key_value(messages[0])]
+    if count == 0:
+        return []
+    if count <= EAGER_KVS:
         return key_values(messages)
     return LazyKeyValues(messages, key_values)
 

@@ -102,44 +102,43 @@ class Endpoint:
     them, and a write canceled mid-flight could not be re-sent).
     """
 
-    __slots__ = ("_active", "_callables", "_lock", "address", "channel", "retired")
+    __slots__ = ("_callables", "_running", "address", "channel", "retired")
 
     def __init__(self, address: str, channel: grpc.Channel) -> None:
         self.address = address
         self.channel = channel
         self.retired = False
-        self._active = 0
-        self._lock = threading.Lock()
+        # One item per running call. Every call adds and removes one, so the count is kept
+        # without a lock: list.append and list.pop are atomic. acquire() adds before it reads
+        # `retired` and retire() sets `retired` before it reads the count, so of a call and a
+        # retirement racing, at least one sees the other: no call runs on a closed channel.
+        self._running: list[None] = []
         self._callables: dict[str, grpc.UnaryUnaryMultiCallable[bytes, object]] = {}
 
     def acquire(self) -> bool:
         """Count one more call on this endpoint; False (and no count) once it is retired."""
-        with self._lock:
-            if self.retired:
-                return False
-            self._active += 1
-            return True
+        self._running.append(None)
+        if self.retired:
+            self.release()
+            return False
+        return True
 
     def release(self) -> None:
         """End a call counted by acquire(); the last one closes a retired endpoint's channel."""
-        with self._lock:
-            self._active -= 1
-            close = self.retired and not self._active
-        if close:
-            self.channel.close()
+        running = self._running
+        running.pop()
+        if self.retired and not running:
+            self.channel.close()  # idempotent: a racing retire() may close it too
 
     def retire(self) -> None:
         """Take no new call, and close the channel once the running ones have ended."""
-        with self._lock:
-            self.retired = True
-            close = not self._active
-        if close:
+        self.retired = True
+        if not self._running:
             self.channel.close()
 
     def close(self) -> None:
         """Take no new call and close the channel now, canceling the running ones."""
-        with self._lock:
-            self.retired = True
+        self.retired = True
         self.channel.close()
 
     def callable(self, method: Method[ResponseT]) -> grpc.UnaryUnaryMultiCallable[bytes, ResponseT]:
