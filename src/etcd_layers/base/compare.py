@@ -122,6 +122,10 @@ class CompareOperand:
     @staticmethod
     def of(key: object, range_end: object, prefix: object, target: CompareTarget) -> CompareOperand:
         """Check the arguments and build an operand."""
+        if range_end is None and prefix is False:  # one key, the common compare: no range
+            raw_key = key if type(key) is bytes else to_bytes(key, name="key")
+            if raw_key:
+                return CompareOperand(raw_key, b"", target)
         if check_bool(prefix, "prefix") and range_end is not None:
             raise ValueError("prefix=True cannot be combined with range_end")
         begin, end = key_range(key, range_end, prefix, False)

@@ -226,9 +226,13 @@ class Op:
 
 
 def _checked_items(items: object, kind: type, name: str) -> tuple:  # type: ignore[type-arg]  # generic over kind
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+    result: tuple[object, ...]
+    if type(items) is list or type(items) is tuple:  # the common case skips the ABC check
+        result = tuple(items)
+    elif isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
         raise TypeError(f"{name} must be an iterable of {kind.__name__}")
-    result = tuple(items)
+    else:
+        result = tuple(items)
     for item in result:
         if not isinstance(item, kind):
             raise TypeError(f"{name} items must be {kind.__name__}, not {type(item).__name__}")
