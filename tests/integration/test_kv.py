@@ -244,6 +244,16 @@ def test_txn_nested(etcd_client: Client, etcd_key_prefix: bytes) -> None:
     assert inner_get.header.revision == response.header.revision
 
 
+def test_txn_with_an_empty_nested_txn(etcd_client: Client) -> None:
+    """An empty txn inside a txn is a txn op the server runs (an empty TxnResponse)."""
+    response = etcd_client.txn([], [Op.txn()], [Op.txn([], [Op.txn()])])
+    assert response.succeeded
+    inner = response.responses[0]
+    assert isinstance(inner, TxnResponse)
+    assert inner.succeeded
+    assert inner.responses == []
+
+
 def test_txn_delete_and_duplicate_key(etcd_client: Client, etcd_key_prefix: bytes) -> None:
     """A txn delete answers a DeleteResponse; writing one key twice is DuplicateKeyError."""
     key = etcd_key_prefix + b"k"

@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from etcd_layers import telemetry
 from etcd_layers.base._aio_endpoint import AsyncEndpoint, new_async_channel, wait_any_ready
 from etcd_layers.base._balancer import Balancer
-from etcd_layers.base._endpoint import DirectAnswer, TLSConfig, call_direct
+from etcd_layers.base._endpoint import DirectAnswer, TLSConfig, call_direct, message_of
 from etcd_layers.base._login import Login
 from etcd_layers.base._methods import AUTHENTICATE, Method
 from etcd_layers.base.deadline import UNBOUNDED, Deadline
@@ -246,7 +246,7 @@ class AsyncConnection:
     def call(
         self,
         method: Method[ResponseT],
-        request: Message,
+        request: Message | bytes,
         timeout: float | None,
         *,
         idempotent: bool,
@@ -264,14 +264,14 @@ class AsyncConnection:
             return self._call(method, request, timeout, idempotent, address)
         return instruments.async_call(
             method.path,
-            request,
+            message_of(method, request),
             partial(self._call, method, request, timeout, idempotent, address),
         )
 
     async def _call(
         self,
         method: Method[ResponseT],
-        request: Message,
+        request: Message | bytes,
         timeout: float | None,
         idempotent: bool,
         address: str | None,
@@ -280,9 +280,14 @@ class AsyncConnection:
         self.check_open()
         if self._direct is not None and address is None:
             return call_direct(
-                self._direct, method, request, self.max_send_size, self.deadline(timeout)
+                self._direct,
+                method,
+                message_of(method, request),
+                self.max_send_size,
+                self.deadline(timeout),
             )
-        data = request.SerializeToString()  # once: the size check and every attempt use it
+        # Serialized once (if not already): the size check and every attempt use the bytes.
+        data = request if isinstance(request, bytes) else request.SerializeToString()
         if len(data) > self.max_send_size:
             raise RequestTooLargeError(
                 f"request of {len(data)} bytes exceeds max_call_send_msg_size "

@@ -27,6 +27,7 @@ from etcd_layers.base._endpoint import (
     Endpoint,
     TLSConfig,
     call_direct,
+    message_of,
     new_channel,
     parse_endpoint,
     serialize,
@@ -237,7 +238,7 @@ class Connection:
     def call(
         self,
         method: Method[ResponseT],
-        request: Message,
+        request: Message | bytes,
         timeout: float | None,
         *,
         idempotent: bool,
@@ -252,14 +253,14 @@ class Connection:
             return self._call(method, request, timeout, idempotent, address)
         return instruments.sync_call(
             method.path,
-            request,
+            message_of(method, request),
             partial(self._call, method, request, timeout, idempotent, address),
         )
 
     def _call(
         self,
         method: Method[ResponseT],
-        request: Message,
+        request: Message | bytes,
         timeout: float | None,
         idempotent: bool,
         address: str | None,
@@ -278,10 +279,14 @@ class Connection:
         self.check_open()
         if self._direct is not None and address is None:
             return call_direct(
-                self._direct, method, request, self.max_send_size, self.deadline(timeout)
+                self._direct,
+                method,
+                message_of(method, request),
+                self.max_send_size,
+                self.deadline(timeout),
             )
-        # Serialized once, here: the size check and every attempt use the same bytes.
-        data = request.SerializeToString()
+        # Serialized once (if not already): the size check and every attempt use the bytes.
+        data = request if isinstance(request, bytes) else request.SerializeToString()
         if len(data) > self.max_send_size:
             raise RequestTooLargeError(
                 f"request of {len(data)} bytes exceeds max_call_send_msg_size "

@@ -149,6 +149,7 @@ def request_op(op: Op) -> rpc_pb2.RequestOp:
         return rpc_pb2.RequestOp(request_delete_range=delete_request(op))
     if isinstance(op, TxnOp):
         message = rpc_pb2.RequestOp()
+        message.request_txn.SetInParent()  # an empty txn is still the oneof's member
         _fill_txn(message.request_txn, op)
         return message
     raise TypeError(f"not an Op: {type(op).__name__}")

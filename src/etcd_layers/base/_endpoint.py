@@ -198,3 +198,13 @@ def call_direct(
         raise from_rpc_error(err) from err
     deadline.remaining()
     return answer  # type: ignore[return-value]  # typed by the path
+
+
+def message_of(method: Method[Any], request: Message | bytes) -> Message:
+    """Return `request` as a message: one serialized already (base._wire) is read back."""
+    if not isinstance(request, bytes):
+        return request
+    if method.parse_request is None:
+        raise TypeError(f"{method.path} takes a message, not serialized bytes")
+    message: Message = method.parse_request(request)
+    return message

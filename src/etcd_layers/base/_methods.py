@@ -13,24 +13,36 @@ ResponseT = TypeVar("ResponseT")
 
 @dataclass(frozen=True, slots=True)
 class Method(Generic[ResponseT]):
-    """One unary gRPC method: its wire path and its response type's parser."""
+    """One unary gRPC method: its wire path, its response type's parser, its request type's.
+
+    `parse_request` reads back a request that was serialized before the call (base._wire), for
+    a transport that takes messages (MemoryEtcd's direct path) and for telemetry's key.
+    """
 
     path: str
     parse: Callable[[bytes], ResponseT]
+    parse_request: Callable[[bytes], Any] | None = None
 
 
-def method(service: str, name: str, response: Any) -> Method[Any]:
+def method(service: str, name: str, response: Any, request: Any = None) -> Method[Any]:
     """Return the Method for etcd's `service`/`name` answering with `response` messages."""
     # The wire path names etcd's real package: our own message names are private.
-    return Method(f"/etcdserverpb.{service}/{name}", response.FromString)
+    parse_request = None if request is None else request.FromString
+    return Method(f"/etcdserverpb.{service}/{name}", response.FromString, parse_request)
 
 
-RANGE: Final[Method[rpc_pb2.RangeResponse]] = method("KV", "Range", rpc_pb2.RangeResponse)
-PUT: Final[Method[rpc_pb2.PutResponse]] = method("KV", "Put", rpc_pb2.PutResponse)
-DELETE_RANGE: Final[Method[rpc_pb2.DeleteRangeResponse]] = method(
-    "KV", "DeleteRange", rpc_pb2.DeleteRangeResponse
+RANGE: Final[Method[rpc_pb2.RangeResponse]] = method(
+    "KV", "Range", rpc_pb2.RangeResponse, rpc_pb2.RangeRequest
 )
-TXN: Final[Method[rpc_pb2.TxnResponse]] = method("KV", "Txn", rpc_pb2.TxnResponse)
+PUT: Final[Method[rpc_pb2.PutResponse]] = method(
+    "KV", "Put", rpc_pb2.PutResponse, rpc_pb2.PutRequest
+)
+DELETE_RANGE: Final[Method[rpc_pb2.DeleteRangeResponse]] = method(
+    "KV", "DeleteRange", rpc_pb2.DeleteRangeResponse, rpc_pb2.DeleteRangeRequest
+)
+TXN: Final[Method[rpc_pb2.TxnResponse]] = method(
+    "KV", "Txn", rpc_pb2.TxnResponse, rpc_pb2.TxnRequest
+)
 COMPACT: Final[Method[rpc_pb2.CompactionResponse]] = method(
     "KV", "Compact", rpc_pb2.CompactionResponse
 )

@@ -15,7 +15,7 @@ import grpc.aio
 
 from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
-from etcd_layers.base import _convert, _lease, _methods
+from etcd_layers.base import _convert, _lease, _methods, _wire
 from etcd_layers.base._admin_core import endpoints_from_members
 from etcd_layers.base._aio_calls import AsyncCallsMixin
 from etcd_layers.base._aio_connection import AsyncConnection, AsyncEndpoint
@@ -338,15 +338,15 @@ class AsyncClient(AsyncCallsMixin, AsyncWatchMixin, AsyncKeepAliveMixin, AsyncSn
         conn = self._conn or await self.connected()
         if isinstance(op, GetOp):
             message = await conn.call(
-                _methods.RANGE, _convert.range_request(op), timeout, idempotent=True
+                _methods.RANGE, _wire.range_request(op), timeout, idempotent=True
             )
             return _convert.get_response(message)
         if isinstance(op, PutOp):
-            put = await conn.call(_methods.PUT, _convert.put_request(op), timeout, idempotent=False)
+            put = await conn.call(_methods.PUT, _wire.put_request(op), timeout, idempotent=False)
             return _convert.put_response(put)
         if isinstance(op, DeleteOp):
             deleted = await conn.call(
-                _methods.DELETE_RANGE, _convert.delete_request(op), timeout, idempotent=False
+                _methods.DELETE_RANGE, _wire.delete_request(op), timeout, idempotent=False
             )
             return _convert.delete_response(deleted)
         txn = await conn.call(

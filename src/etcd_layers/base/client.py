@@ -10,7 +10,7 @@ from typing import overload
 
 from etcd_layers import config, telemetry
 from etcd_layers._compat import Self, Unpack
-from etcd_layers.base import _compact, _convert, _methods
+from etcd_layers.base import _compact, _convert, _methods, _wire
 from etcd_layers.base._admin import AdminMixin
 from etcd_layers.base._connection import Connection
 from etcd_layers.base._flow import sync_call
@@ -301,18 +301,16 @@ class Client(WatchMixin, LeaseMixin, KeepAliveMixin, AdminMixin):
         raise TypeError(f"op must be an Op built by Op.get/put/delete/txn, not {type(op).__name__}")
 
     def _get(self, op: GetOp, timeout: float | None) -> GetResponse:
-        message = self._conn.call(
-            _methods.RANGE, _convert.range_request(op), timeout, idempotent=True
-        )
+        message = self._conn.call(_methods.RANGE, _wire.range_request(op), timeout, idempotent=True)
         return _convert.get_response(message)
 
     def _put(self, op: PutOp, timeout: float | None) -> PutResponse:
-        message = self._conn.call(_methods.PUT, _convert.put_request(op), timeout, idempotent=False)
+        message = self._conn.call(_methods.PUT, _wire.put_request(op), timeout, idempotent=False)
         return _convert.put_response(message)
 
     def _delete(self, op: DeleteOp, timeout: float | None) -> DeleteResponse:
         message = self._conn.call(
-            _methods.DELETE_RANGE, _convert.delete_request(op), timeout, idempotent=False
+            _methods.DELETE_RANGE, _wire.delete_request(op), timeout, idempotent=False
         )
         return _convert.delete_response(message)
 
