@@ -283,12 +283,10 @@ class WatchMux(Generic[K]):
                 return self._on_progress_all(stream, message)
             return []  # paused or canceled meanwhile: in flight before its cancel
         if raw_events:
-            response = _convert.events_response(
-                message, _convert.events(raw_events, prev_kv=entry.prev_kv)
-            )
+            events = _convert.events(raw_events, prev_kv=entry.prev_kv)
             # First the resume point: delivering may pause the watch.
-            entry.resume.delivered(raw_events[-1].kv.mod_revision)
-            return self._deliver(stream, entry, response)
+            entry.resume.delivered(events[-1].kv.mod_revision)
+            return self._deliver(stream, entry, _convert.events_response(message, events))
         return self._on_notice(stream, entry, message)
 
     def _on_notice(
