@@ -543,6 +543,27 @@ def test_mux_closes_the_stream_once_nothing_is_watched() -> None:
     assert h.mux.cancel(h.entries["a"]) == []  # idempotent
 
 
+def test_mux_sole_only_for_the_one_active_watch_of_an_open_stream() -> None:
+    """A consumer may read the stream itself only while its watch is the only one, active."""
+    h = Harness()
+    a = h.add("a")
+    assert not h.mux.sole(a)  # no stream yet
+    h.open()
+    assert not h.mux.sole(a)  # its create is in flight
+    h.receive(created(4))
+    assert h.mux.sole(a)
+    b = h.add("b")
+    assert not h.mux.sole(a)
+    assert not h.mux.sole(b)
+    h.receive(created(5))
+    h.apply(h.mux.cancel(b))
+    assert h.mux.sole(a)
+    h.apply(h.mux.abort(_watch_recovery.INTERRUPTED))
+    assert not h.mux.sole(a)  # the stream is ending
+    h.mux.close_stream()
+    assert not h.mux.sole(a)
+
+
 def test_mux_probe_sends_progress_after_silence_and_aborts_a_dead_stream() -> None:
     """Silence past PROBE_AFTER sends a probe; no answer within PROBE_TIMEOUT aborts."""
     h = Harness()
@@ -688,6 +709,7 @@ UNAVAILABLE = errors.UnavailableError("unavailable")
         (_watch_recovery.IDLE, None, False, False, After.NEXT),
         (_watch_recovery.MOVED, UNAVAILABLE, True, False, After.NEXT),
         (_watch_recovery.CLOSED, None, False, False, After.NEXT),
+        (_watch_recovery.INTERRUPTED, UNAVAILABLE, True, False, After.NEXT),
         (_watch_recovery.REAUTH, None, False, True, After.REAUTH),
         (_watch_recovery.DEAD, UNAVAILABLE, True, False, After.FAILOVER),
         (None, None, False, False, After.FAILOVER),  # the server ended it cleanly

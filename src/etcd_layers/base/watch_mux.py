@@ -144,6 +144,20 @@ class WatchMux(Generic[K]):
         """The endpoint of the open stream (None: no stream is open)."""
         return None if self._stream is None else self._stream.endpoint
 
+    def sole(self, entry: WatchEntry[K]) -> bool:
+        """Whether `entry` is the only live watch, active on an open stream.
+
+        The sync shell lets the consumer of such a watch read the stream itself: nobody else
+        waits for what it reads.
+        """
+        stream = self._stream
+        return (
+            entry.phase is Phase.ACTIVE
+            and len(self._entries) == 1
+            and stream is not None
+            and stream.end_reason is None
+        )
+
     def stats(self) -> WatchStats:
         """Return a snapshot of the counters."""
         return WatchStats(
