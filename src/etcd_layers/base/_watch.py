@@ -171,7 +171,11 @@ class _WatchStream:
         """
         with self.lock:
             session = self._session
-            if session is None or session.ended or not self._mux.sole(watch._entry):
+            if session is None or session.ended:
+                return False
+            if not self._mux.sole(watch._entry):  # another watch joined: the thread reads now
+                session.direct_at = float("-inf")
+                self._turn.notify_all()
                 return False
             if session.reading:  # the stream thread's read: it leaves the next one to us
                 session.direct_at = time.monotonic()
@@ -388,6 +392,10 @@ class _WatchStream:
                 first.watch._items.put(first.response)  # the usual case, inline
             elif actions:
                 self._apply(actions)
+                # More than a delivery (another watch confirmed, a pause): the thread reads
+                # now; a consumer still alone claims the stream back on its next read.
+                session.direct_at = float("-inf")
+                self._turn.notify_all()
 
     # --- the probe thread ------------------------------------------------------------------
 
