@@ -132,6 +132,7 @@ class _WatchStream:
             self._wake.notify_all()
             if self._session is not None:  # two watches: the stream thread reads from now on
                 self._session.direct_at = float("-inf")
+                self._session.claimed = False
                 self._turn.notify_all()
         watch._settled.wait(wait.left_or(_NO_LIMIT))
         with self.lock:
@@ -175,10 +176,11 @@ class _WatchStream:
                 return False
             if not self._mux.sole(watch._entry):  # another watch joined: the thread reads now
                 session.direct_at = float("-inf")
+                session.claimed = False
                 self._turn.notify_all()
                 return False
             if session.reading:  # the stream thread's read: it leaves the next one to us
-                session.direct_at = time.monotonic()
+                session.claimed = True
                 return False
             session.reading = True
         call = session.call
@@ -385,8 +387,9 @@ class _WatchStream:
             instruments.watch_response(message.header.revision, message.events[-1].kv.mod_revision)
         with self.lock:
             session.reading = False
-            if direct:
+            if direct or session.claimed:  # the consumer reads next, if back in HANDOVER
                 session.direct_at = time.monotonic()
+                session.claimed = False
             actions = self._mux.on_message(message)
             if len(actions) == 1 and type(first := actions[0]) is Deliver:
                 first.watch._items.put(first.response)  # the usual case, inline
@@ -395,6 +398,7 @@ class _WatchStream:
                 # More than a delivery (another watch confirmed, a pause): the thread reads
                 # now; a consumer still alone claims the stream back on its next read.
                 session.direct_at = float("-inf")
+                session.claimed = False
                 self._turn.notify_all()
 
     # --- the probe thread ------------------------------------------------------------------

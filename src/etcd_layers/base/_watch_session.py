@@ -47,7 +47,16 @@ def feed(
 class Session:
     """One Watch stream on one endpoint (its fields are guarded by the stream's lock)."""
 
-    __slots__ = ("call", "direct_at", "ended", "endpoint", "failure", "reading", "requests")
+    __slots__ = (
+        "call",
+        "claimed",
+        "direct_at",
+        "ended",
+        "endpoint",
+        "failure",
+        "reading",
+        "requests",
+    )
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -55,6 +64,7 @@ class Session:
         self.call: grpc._CallIterator[rpc_pb2.WatchResponse] | None = None
         self.reading = False  # a thread is inside next(call)
         self.direct_at = float("-inf")  # when a consumer last read a message itself
+        self.claimed = False  # a consumer found the thread reading: it hands the next read over
         self.ended = False  # a consumer saw the call end: the stream thread takes it from here
         self.failure: grpc.RpcError | None = None  # how it ended (None: cleanly)
 
