@@ -294,13 +294,9 @@ def compact_response(message: rpc_pb2.CompactionResponse) -> CompactResponse:
 _EVENT_TYPES: Final = (EventType.PUT, EventType.DELETE)  # indexed by the wire value: no lookup
 
 # --- watch events: the hot path -----------------------------------------------------------
-# A watch replaying history converts a thousand events per response. KeyValue and
-# ResponseHeader are records, built by one C call as above. Event and WatchResponse are frozen
-# slotted dataclasses, whose __init__ sets each field through object.__setattr__; they are
-# built as drafts instead: plain classes with the very same slots, filled by ordinary
-# attribute stores, then given the real class (CPython allows __class__ assignment between
-# classes of the same layout). What comes out is an ordinary Event or WatchResponse: equal,
-# hashed and printed as any other.
+# A watch replaying history converts a thousand events per response. Event and WatchResponse
+# are built as drafts too, as above (the KeyValue of each event inline: no call per event).
+# What comes out is an ordinary Event or WatchResponse: equal, hashed and printed as any other.
 
 
 class _EventDraft:
@@ -346,11 +342,20 @@ def events(messages: Iterable[kv_pb2.Event], *, prev_kv: bool) -> list[Event]:
         return [event(m) for m in messages]
     out: list[Any] = []
     append = out.append
-    new_kv, kv_fields, event_class, types = _new_key_value, _KV_FIELDS, Event, _EVENT_TYPES
+    kv_class, event_class, types = KeyValue, Event, _EVENT_TYPES
     for m in messages:
+        p = m.kv
+        kv = _new(_KeyValueDraft)
+        kv.key = p.key
+        kv.value = p.value
+        kv.create_revision = p.create_revision
+        kv.mod_revision = p.mod_revision
+        kv.version = p.version
+        kv.lease = p.lease
+        kv.__class__ = kv_class  # type: ignore[assignment]  # the draft becomes the value
         e = _draft(_EventDraft)
         e.type = types[m.type]
-        e.kv = new_kv(kv_fields(m.kv))
+        e.kv = kv  # type: ignore[assignment]  # a KeyValue now
         e.prev_kv = None
         e.__class__ = event_class  # type: ignore[assignment]  # the draft becomes the value
         append(e)
