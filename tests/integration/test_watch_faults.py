@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from etcd_layers import Client, errors
-from etcd_layers.base._watch_handle import ClientWatch
+from etcd_layers import Client, errors, namespace
+from etcd_layers.base.protocols import Watch
 from etcd_layers.testing import EtcdCluster, Member, wait_until
 
 TIMEOUT = 10.0
@@ -98,7 +98,7 @@ class Writer:
 class Collector:
     """Reads a watch in its own thread, recording (key, mod_revision) of every event."""
 
-    def __init__(self, watch: ClientWatch) -> None:
+    def __init__(self, watch: Watch) -> None:
         self.watch = watch
         self.events: list[tuple[bytes, int]] = []
         self.error: errors.EtcdError | None = None
@@ -304,3 +304,33 @@ def test_watch_without_deadline_gives_up_after_dial_timeout(
         with pytest.raises(errors.UnavailableError):
             cli.watch(etcd_key_prefix + b"k")
         assert 0.9 < time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("namespaced", [False, True])
+def test_iterated_watch_keeps_every_event_while_other_watches_come_and_go(
+    etcd_cluster: EtcdCluster,
+    etcd_key_prefix: bytes,
+    connect: Callable[..., Client],
+    namespaced: bool,
+) -> None:
+    """An iterated watch, the only one of its client, then sharing the stream, then alone again
+    (and its connection dropped meanwhile), gets every event once, in order; a second watch
+    added meanwhile gets its own; cancel() from another thread ends the iteration."""
+    with connect(endpoints=etcd_cluster.endpoints) as cli:
+        watcher = namespace.wrap(cli, etcd_key_prefix) if namespaced else cli
+        prefix = b"" if namespaced else etcd_key_prefix
+        collector = Collector(watcher.watch(prefix, prefix=True))
+        with Writer(etcd_cluster.members, etcd_key_prefix) as writer:
+            writer.wait_for_more(30)
+            with watcher.watch(prefix, prefix=True) as second:
+                assert second.next(timeout=TIMEOUT).events
+                writer.wait_for_more(30)
+            writer.wait_for_more(30)
+            collector.wait_for(writer.count)
+            for member in etcd_cluster.members:
+                member.client_proxy.drop_connections()
+            writer.wait_for_more(30)
+            expected = writer.stop()
+        if namespaced:
+            expected = [(key[len(etcd_key_prefix) :], revision) for key, revision in expected]
+        assert collector.finish(expected) == expected

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
+import pickle
 
 import pytest
 from hypothesis import example, given
@@ -18,7 +21,13 @@ from etcd_layers.base._watch_state import (
     cancel_error,
     is_auth_refusal,
 )
-from etcd_layers.base.responses import EventType, WatchResponse
+from etcd_layers.base.responses import (
+    Event,
+    EventType,
+    KeyValue,
+    ResponseHeader,
+    WatchResponse,
+)
 from etcd_layers.base.watch_actions import Abort, Action, Confirm, Deliver, End, Send
 from etcd_layers.base.watch_mux import Phase, WatchEntry, WatchMux
 
@@ -162,6 +171,45 @@ def test_event_conversion_keeps_every_field() -> None:
     )
     assert event.prev_kv == event.kv
     assert _convert.event(kv_pb2.Event(kv=kv)).prev_kv is None
+
+
+@pytest.mark.parametrize("prev_kv", [False, True])
+def test_watch_response_conversion_builds_ordinary_values(prev_kv: bool) -> None:
+    """Drafted watch values are exactly the dataclasses: equal, hashed, printed, copied, frozen."""
+    message = rpc_pb2.WatchResponse(
+        header=rpc_pb2.ResponseHeader(cluster_id=1, member_id=2, revision=9, raft_term=4),
+        watch_id=3,
+    )
+    kv = kv_pb2.KeyValue(
+        key=b"k", value=b"v", create_revision=2, mod_revision=5, version=3, lease=7
+    )
+    message.events.add(type=kv_pb2.Event.DELETE, kv=kv, prev_kv=kv_pb2.KeyValue(key=b"k"))
+    message.events.add(kv=kv)
+    response = _convert.events_response(message, _convert.events(message.events, prev_kv=prev_kv))
+    value = KeyValue(b"k", b"v", 2, 5, 3, 7)
+    previous = KeyValue(b"k") if prev_kv else None
+    expected = WatchResponse(
+        ResponseHeader(1, 2, 9, 4),
+        [Event(EventType.DELETE, value, previous), Event(EventType.PUT, value)],
+        watch_id=3,
+    )
+    assert response == expected
+    assert repr(response) == repr(expected)
+    assert hash(response.header) == hash(expected.header)
+    assert [hash(e) for e in response.events] == [hash(e) for e in expected.events]
+    assert type(response) is WatchResponse
+    assert type(response.header) is ResponseHeader
+    assert {type(e) for e in response.events} == {Event}
+    assert {type(e.kv) for e in response.events} == {KeyValue}
+    assert pickle.loads(pickle.dumps(response)) == expected
+    assert copy.deepcopy(response) == expected
+    assert dataclasses.replace(response.events[0].kv, key=b"x") == dataclasses.replace(
+        value, key=b"x"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        response.events[0].kv.key = b"x"  # type: ignore[misc]  # frozen: the point of the test
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        response.events[0].type = EventType.PUT  # type: ignore[misc]  # frozen, as above
 
 
 # --- the multiplexer, driven with plain values ---------------------------------------------
@@ -495,6 +543,27 @@ def test_mux_closes_the_stream_once_nothing_is_watched() -> None:
     assert h.mux.cancel(h.entries["a"]) == []  # idempotent
 
 
+def test_mux_sole_only_for_the_one_active_watch_of_an_open_stream() -> None:
+    """A consumer may read the stream itself only while its watch is the only one, active."""
+    h = Harness()
+    a = h.add("a")
+    assert not h.mux.sole(a)  # no stream yet
+    h.open()
+    assert not h.mux.sole(a)  # its create is in flight
+    h.receive(created(4))
+    assert h.mux.sole(a)
+    b = h.add("b")
+    assert not h.mux.sole(a)
+    assert not h.mux.sole(b)
+    h.receive(created(5))
+    h.apply(h.mux.cancel(b))
+    assert h.mux.sole(a)
+    h.apply(h.mux.abort(_watch_recovery.INTERRUPTED))
+    assert not h.mux.sole(a)  # the stream is ending
+    h.mux.close_stream()
+    assert not h.mux.sole(a)
+
+
 def test_mux_probe_sends_progress_after_silence_and_aborts_a_dead_stream() -> None:
     """Silence past PROBE_AFTER sends a probe; no answer within PROBE_TIMEOUT aborts."""
     h = Harness()
@@ -640,6 +709,7 @@ UNAVAILABLE = errors.UnavailableError("unavailable")
         (_watch_recovery.IDLE, None, False, False, After.NEXT),
         (_watch_recovery.MOVED, UNAVAILABLE, True, False, After.NEXT),
         (_watch_recovery.CLOSED, None, False, False, After.NEXT),
+        (_watch_recovery.INTERRUPTED, UNAVAILABLE, True, False, After.NEXT),
         (_watch_recovery.REAUTH, None, False, True, After.REAUTH),
         (_watch_recovery.DEAD, UNAVAILABLE, True, False, After.FAILOVER),
         (None, None, False, False, After.FAILOVER),  # the server ended it cleanly

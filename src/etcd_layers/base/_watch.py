@@ -17,15 +17,17 @@ buffers without bound per watch). We do neither: the multiplexer pauses that wat
 server and creates it again from history once its consumer has caught up. The cost: a
 consumer that falls behind makes etcd replay history, and if that history is compacted
 meanwhile the watch ends with CompactedError (as a slow watcher inside etcd would).
+
+The thread hop. The consumer of a client's only watch, iterating with nothing queued, reads
+the stream itself in turns with the stream thread (see base/_watch_session.py), so a live
+response costs it no wake-up of a second thread.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 import grpc
@@ -39,6 +41,7 @@ from etcd_layers.base._watch_handle import ClientWatch
 from etcd_layers.base._watch_recovery import (
     BACKOFF,
     CLOSED,
+    INTERRUPTED,
     MAX_BACKOFF,
     MOVED,
     After,
@@ -46,6 +49,7 @@ from etcd_layers.base._watch_recovery import (
     next_backoff,
     unconfirmed,
 )
+from etcd_layers.base._watch_session import Session, feed
 from etcd_layers.base._watch_state import WatchEntry
 from etcd_layers.base.deadline import Deadline
 from etcd_layers.base.watch_actions import Action, Confirm, Deliver, End, Send, WatchStats
@@ -74,34 +78,6 @@ _RETRIED_CODES: Final = (
 )
 
 
-def _requests(
-    requests: queue.SimpleQueue[rpc_pb2.WatchRequest | None],
-) -> Iterator[rpc_pb2.WatchRequest]:
-    """Feed one stream's requests to gRPC (which reads them in a thread of its own)."""
-    while True:
-        request = requests.get()
-        if request is None:
-            return
-        yield request
-
-
-class _Session:
-    """One Watch stream on one endpoint: its gRPC call and the requests waiting to go."""
-
-    __slots__ = ("call", "endpoint", "requests")
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.requests: queue.SimpleQueue[rpc_pb2.WatchRequest | None] = queue.SimpleQueue()
-        self.call: grpc._CallIterator[rpc_pb2.WatchResponse] | None = None
-
-    def abort(self) -> None:
-        """End the stream on purpose."""
-        self.requests.put(None)
-        if self.call is not None:
-            self.call.cancel()
-
-
 class _WatchStream:
     """The watches of one client, their shared stream and the threads that serve it.
 
@@ -112,12 +88,13 @@ class _WatchStream:
         self._conn = conn
         self.lock = threading.Lock()
         self._wake = threading.Condition(self.lock)  # the stream thread waits for watches
+        self._turn = threading.Condition(self.lock)  # ... and for its turn to read the stream
         self._stop = threading.Event()
         self._closed = False
         self._mux: WatchMux[ClientWatch] = WatchMux(
             clock=time.monotonic, reauthenticates=conn.has_credentials
         )
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._threads: list[threading.Thread] = []
         self.default_timeout = conn.default_timeout
         conn.add_close_hook(self.close)
@@ -153,6 +130,10 @@ class _WatchStream:
             self._start_threads()
             self._apply(self._mux.add(watch._entry))
             self._wake.notify_all()
+            if self._session is not None:  # two watches: the stream thread reads from now on
+                self._session.direct_at = float("-inf")
+                self._session.claimed = False
+                self._turn.notify_all()
         watch._settled.wait(wait.left_or(_NO_LIMIT))
         with self.lock:
             if watch._confirmed:
@@ -183,6 +164,47 @@ class _WatchStream:
             if actions:
                 self._apply(actions)
 
+    def read_for(self, watch: ClientWatch) -> bool:
+        """Read the stream's next message in the consumer's thread; return whether it did.
+
+        Only when `watch` is the client's only watch (`WatchMux.sole`) and nobody else is
+        reading; the message goes through the multiplexer as the stream thread's would.
+        """
+        with self.lock:
+            session = self._session
+            if session is None or session.ended:
+                return False
+            if not self._mux.sole(watch._entry):  # another watch joined: the thread reads now
+                session.direct_at = float("-inf")
+                session.claimed = False
+                self._turn.notify_all()
+                return False
+            if session.reading:  # the stream thread's read: it leaves the next one to us
+                session.claimed = True
+                return False
+            session.reading = True
+        call = session.call
+        assert call is not None  # set before the session starts
+        try:
+            try:
+                message = next(call)
+            except StopIteration:
+                self._ended(session, None)
+                return False
+            except grpc.RpcError as err:
+                self._ended(session, err)
+                return False
+            self._take_message(session, message, direct=True)
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, a signal handler's exception) or a bug: a message
+            # gRPC gave may not have reached the multiplexer, so the stream starts again from
+            # the resume points, which only delivered events move.
+            with self.lock:
+                session.reading = False
+                self._apply(self._mux.abort(INTERRUPTED))
+            raise
+        return True
+
     def request_progress(self) -> None:
         """Ask for a progress notification on every watch."""
         self._conn.check_open()
@@ -203,6 +225,7 @@ class _WatchStream:
             self._apply(actions)
             self._apply(self._mux.abort(CLOSED))
             self._wake.notify_all()
+            self._turn.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(_JOIN_TIMEOUT)
@@ -275,13 +298,13 @@ class _WatchStream:
             endpoint.release()  # a removed endpoint's channel closes with its last call
 
     def _stream_on(self, endpoint: Endpoint, backoff: float) -> float:
-        session = _Session(endpoint)
+        session = Session(endpoint)
         try:
             session.call = endpoint.channel.stream_stream(
                 WATCH_PATH,
                 request_serializer=serialize,
                 response_deserializer=rpc_pb2.WatchResponse.FromString,
-            )(_requests(session.requests), metadata=self._conn.metadata)
+            )(feed(session.requests), metadata=self._conn.metadata)
         except ValueError:  # the channel was closed under us by close() or set_endpoints
             return BACKOFF
         with self.lock:
@@ -327,30 +350,56 @@ class _WatchStream:
                 self._apply(self._mux.fail_all(error))
         return 0.0
 
-    def _serve(self, session: _Session) -> grpc.RpcError | None:
+    def _serve(self, session: Session) -> grpc.RpcError | None:
         """Read the stream until it ends; return its error (None when it ended cleanly)."""
         call = session.call
         assert call is not None  # set before the session starts
-        mux, lock, apply = self._mux, self.lock, self._apply
-        instruments = telemetry.active
         try:
-            for message in call:
-                if instruments is not None and message.events:
-                    instruments.watch_response(
-                        message.header.revision, message.events[-1].kv.mod_revision
-                    )
-                with lock:
-                    actions = mux.on_message(message)
-                    if len(actions) == 1 and type(first := actions[0]) is Deliver:
-                        first.watch._items.put(first.response)  # the usual case, inline
-                    elif actions:
-                        apply(actions)
-        except grpc.RpcError as err:
-            return err
+            while self._my_turn(session):
+                try:
+                    message = next(call)
+                except StopIteration:
+                    return self._ended(session, None)
+                except grpc.RpcError as err:
+                    return self._ended(session, err)
+                self._take_message(session, message, direct=False)
+            return session.failure  # a consumer reading it saw it end
         finally:
             session.requests.put(None)
             call.cancel()
-        return None
+
+    def _my_turn(self, session: Session) -> bool:
+        with self.lock:
+            return session.wait_turn(self._turn)
+
+    def _ended(self, session: Session, failure: grpc.RpcError | None) -> grpc.RpcError | None:
+        with self.lock:
+            session.end(failure)
+            self._turn.notify_all()
+        return failure
+
+    def _take_message(
+        self, session: Session, message: rpc_pb2.WatchResponse, *, direct: bool
+    ) -> None:
+        """Hand a message just read to the multiplexer; the next read may start after it."""
+        instruments = telemetry.active
+        if instruments is not None and message.events:
+            instruments.watch_response(message.header.revision, message.events[-1].kv.mod_revision)
+        with self.lock:
+            session.reading = False
+            if direct or session.claimed:  # the consumer reads next, if back in HANDOVER
+                session.direct_at = time.monotonic()
+                session.claimed = False
+            actions = self._mux.on_message(message)
+            if len(actions) == 1 and type(first := actions[0]) is Deliver:
+                first.watch._items.put(first.response)  # the usual case, inline
+            elif actions:
+                self._apply(actions)
+                # More than a delivery (another watch confirmed, a pause): the thread reads
+                # now; a consumer still alone claims the stream back on its next read.
+                session.direct_at = float("-inf")
+                session.claimed = False
+                self._turn.notify_all()
 
     # --- the probe thread ------------------------------------------------------------------
 

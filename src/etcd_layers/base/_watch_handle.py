@@ -82,6 +82,10 @@ class ClientWatch:
     def _take(self, timeout: float | None) -> WatchResponse | None:
         if self._done:
             return None
+        if timeout is None:  # gRPC cannot time out a read: only an untimed wait reads itself
+            items, read_for = self._items, self._stream.read_for
+            while items.empty() and read_for(self):
+                pass
         try:
             item = self._items.get(timeout=timeout)
         except queue.Empty:

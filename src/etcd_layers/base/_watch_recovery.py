@@ -20,6 +20,7 @@ MOVED: Final = "endpoints changed"
 DEAD: Final = "no answer to a progress probe"
 REAUTH: Final = "the auth token was refused"
 CLOSED: Final = "client closed"
+INTERRUPTED: Final = "a consumer reading the stream was interrupted"
 
 
 def next_backoff(backoff: float) -> float:
@@ -56,7 +57,7 @@ def after_stream(
             gRPC codes: UNAVAILABLE, INTERNAL, and a CANCELLED we did not ask for).
         has_credentials: the client can log in again.
     """
-    if reason in (IDLE, MOVED, CLOSED):
+    if reason in (IDLE, MOVED, CLOSED, INTERRUPTED):
         return After.NEXT
     if reason == REAUTH:
         return After.REAUTH

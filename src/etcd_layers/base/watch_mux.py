@@ -144,6 +144,20 @@ class WatchMux(Generic[K]):
         """The endpoint of the open stream (None: no stream is open)."""
         return None if self._stream is None else self._stream.endpoint
 
+    def sole(self, entry: WatchEntry[K]) -> bool:
+        """Whether `entry` is the only live watch, active on an open stream.
+
+        The sync shell lets the consumer of such a watch read the stream itself: nobody else
+        waits for what it reads.
+        """
+        stream = self._stream
+        return (
+            entry.phase is Phase.ACTIVE
+            and len(self._entries) == 1
+            and stream is not None
+            and stream.end_reason is None
+        )
+
     def stats(self) -> WatchStats:
         """Return a snapshot of the counters."""
         return WatchStats(
@@ -283,12 +297,10 @@ class WatchMux(Generic[K]):
                 return self._on_progress_all(stream, message)
             return []  # paused or canceled meanwhile: in flight before its cancel
         if raw_events:
-            response = _convert.events_response(
-                message, _convert.events(raw_events, prev_kv=entry.prev_kv)
-            )
+            events = _convert.events(raw_events, prev_kv=entry.prev_kv)
             # First the resume point: delivering may pause the watch.
-            entry.resume.delivered(raw_events[-1].kv.mod_revision)
-            return self._deliver(stream, entry, response)
+            entry.resume.delivered(events[-1].kv.mod_revision)
+            return self._deliver(stream, entry, _convert.events_response(message, events))
         return self._on_notice(stream, entry, message)
 
     def _on_notice(
