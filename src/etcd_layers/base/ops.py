@@ -113,11 +113,12 @@ class Op:
         max_create_revision: int = 0,
     ) -> GetOp:
         """Return a range request; arguments as `KV.get`."""
+        serializable_flag: object = serializable  # typed bool, but callers may pass anything
         if (
             range_end is None
             and prefix is False
             and from_key is False
-            and serializable is False
+            and type(serializable_flag) is bool  # a bool of any value; others: full checks
             and keys_only is False
             and count_only is False
             and sort_order is None
@@ -128,14 +129,15 @@ class Op:
             and not (limit or revision or min_mod_revision or max_mod_revision)
             and not (min_create_revision or max_create_revision)
         ):
-            # The common single-key read, with every option at its default: nothing else to
-            # check. It is every layer's hot path, so it skips the general checks below.
+            # The common single-key read, with every option at its default but perhaps
+            # `serializable`: nothing else to check. It is every layer's hot path, so it skips
+            # the general checks below.
             raw_key = key if type(key) is bytes else to_bytes(key, name="key")
             if not raw_key:
                 raise EmptyKeyError(
                     "key must not be empty (use prefix=True or from_key=True for all keys)"
                 )
-            return GetOp(raw_key)
+            return GetOp(raw_key, serializable=True) if serializable else GetOp(raw_key)
         begin, end = key_range(key, range_end, prefix, from_key)
         order = (
             SortOrder.NONE
